@@ -1,6 +1,10 @@
 // Package keys finds and caches the Ed25519 verify keys of remote Matrix
 // servers: keys pinned in the allow-list, keys fetched from a server's own
 // key server, and keys vouched for by notary servers.
+//
+// To reach key servers it also resolves Matrix server names to connection
+// targets ([Discovery]) and dials them with a [Dialer] that rejects
+// loopback, private and other internal addresses.
 package keys
 
 import (

@@ -1,0 +1,124 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/bordergate/bordergate/certs"
+	"github.com/bordergate/bordergate/gateway/canonicaljson"
+	"github.com/bordergate/bordergate/gateway/keys"
+	"github.com/bordergate/bordergate/gateway/xmatrix"
+)
+
+// authenticate verifies the X-Matrix signatures of the request over its
+// raw request target and parsed body.
+//
+// Keys are only looked up for servers on the allow-list, so that an
+// unknown origin cannot make the gateway fetch keys from wherever it
+// names; such a request stays unauthenticated, the request policy sees
+// that, and the pipeline refuses it if the policy does not.
+func (g *Gateway) authenticate(ctx context.Context, ex *exchange) error {
+	if err := g.checkClientCertificate(ex); err != nil {
+		return err
+	}
+	if !ex.listed {
+		return nil
+	}
+	var content *canonicaljson.Value
+	if ex.hasContent {
+		content = &ex.content
+	}
+	verified := 0
+	for _, c := range ex.creds {
+		err := g.verifyCredentials(ctx, ex, c, content)
+		if errors.Is(err, keys.ErrUnknownKey) && len(ex.creds) > 1 {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		verified++
+	}
+	if verified == 0 {
+		return newError(http.StatusUnauthorized, codeUnauthorized,
+			fmt.Sprintf("no Authorization header could be verified with a known key of %s", ex.origin))
+	}
+	ex.authenticated = true
+	return nil
+}
+
+// verifyCredentials checks one X-Matrix header. A signature that fails
+// with a cached key is checked once more after refetching the origin's
+// keys, because servers that regenerate keys sometimes reuse key IDs.
+func (g *Gateway) verifyCredentials(ctx context.Context, ex *exchange, c xmatrix.Credentials, content *canonicaljson.Value) error {
+	key, err := g.requestKey(ctx, ex.origin, c.KeyID)
+	if err != nil {
+		return err
+	}
+	destinations := g.cfg.ServerNames
+	if c.Destination != "" {
+		destinations = []string{c.Destination}
+	}
+	err = verifyAny(c, ex.r.Method, ex.r.RequestURI, destinations, content, key)
+	if errors.Is(err, xmatrix.ErrBadSignature) && key.Source != keys.SourcePinned {
+		if refreshErr := g.keys.RefreshServer(ctx, ex.origin); refreshErr == nil {
+			if key, err = g.requestKey(ctx, ex.origin, c.KeyID); err != nil {
+				return err
+			}
+			err = verifyAny(c, ex.r.Method, ex.r.RequestURI, destinations, content, key)
+		}
+	}
+	if err != nil {
+		return wrapError(http.StatusUnauthorized, codeUnauthorized,
+			fmt.Sprintf("invalid X-Matrix signature from %s with key %s", ex.origin, c.KeyID), err)
+	}
+	ex.keyID, ex.keySource = c.KeyID, key.Source
+	return nil
+}
+
+func verifyAny(c xmatrix.Credentials, method, uri string, destinations []string, content *canonicaljson.Value, key keys.VerifyKey) error {
+	var err error
+	for _, dest := range destinations {
+		if err = xmatrix.Verify(c, method, uri, dest, content, key.Public); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// requestKey finds a key that may verify a request made now.
+func (g *Gateway) requestKey(ctx context.Context, origin, keyID string) (keys.VerifyKey, error) {
+	key, err := g.keys.LookupKey(ctx, origin, keyID)
+	switch {
+	case errors.Is(err, keys.ErrRevokedKey):
+		return key, wrapError(http.StatusUnauthorized, codeUnauthorized,
+			fmt.Sprintf("key %s of %s is revoked", keyID, origin), err)
+	case errors.Is(err, keys.ErrUnknownKey):
+		return key, wrapError(http.StatusUnauthorized, codeUnauthorized,
+			fmt.Sprintf("unknown key %s of %s", keyID, origin), err)
+	case err != nil:
+		return key, wrapError(http.StatusUnauthorized, codeUnauthorized,
+			fmt.Sprintf("could not obtain key %s of %s", keyID, origin), err)
+	}
+	if !key.ValidForRequestAt(g.now()) {
+		return key, newError(http.StatusUnauthorized, codeUnauthorized,
+			fmt.Sprintf("key %s of %s is expired", keyID, origin))
+	}
+	return key, nil
+}
+
+// checkClientCertificate requires a client certificate, when one was
+// sent, to name the X-Matrix origin.
+func (g *Gateway) checkClientCertificate(ex *exchange) error {
+	if ex.clientCert == nil {
+		return nil
+	}
+	ex.tls.MatchesOrigin = certs.MatchesServerName(ex.clientCert, ex.origin)
+	if !ex.tls.MatchesOrigin {
+		return newError(http.StatusUnauthorized, codeUnauthorized,
+			fmt.Sprintf("client certificate does not name the origin %s", ex.origin))
+	}
+	return nil
+}

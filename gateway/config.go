@@ -1,0 +1,402 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/bordergate/bordergate/gateway/servername"
+)
+
+// Defaults applied by [LoadConfig] to fields left unset.
+const (
+	DefaultInboundListen     = "0.0.0.0:8448"
+	DefaultMaxBodyBytes      = 8 << 20
+	DefaultHomeserverTimeout = 60 * time.Second
+	DefaultKeyFetchTimeout   = 10 * time.Second
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultStateDir          = "/var/lib/bordergate"
+	DefaultDecisionLog       = "/var/log/bordergate/decisions.jsonl"
+)
+
+// Config is the gateway configuration, read from YAML. Relative paths are
+// taken relative to the directory of the configuration file. Every field is
+// described, with its default and unit, in docs/configuration.md.
+type Config struct {
+	// ServerNames are the local homeserver's server names: the X-Matrix
+	// destinations the gateway accepts.
+	ServerNames []string `yaml:"server_names"`
+	// Inbound is the public federation listener.
+	Inbound InboundConfig `yaml:"inbound"`
+	// Homeserver is where allowed inbound requests are forwarded.
+	Homeserver HomeserverConfig `yaml:"homeserver"`
+	// StateDir holds what the gateway learns and keeps across restarts.
+	StateDir string `yaml:"state_dir"`
+	// Allowlist names the allow-list file.
+	Allowlist AllowlistConfig `yaml:"allowlist"`
+	// Rooms seeds the rooms table.
+	Rooms RoomsConfig `yaml:"rooms"`
+	// Keys configures how remote verify keys are found.
+	Keys KeysConfig `yaml:"keys"`
+	// Policy names the Rego policy.
+	Policy PolicyConfig `yaml:"policy"`
+	// DecisionLog configures the decision records.
+	DecisionLog DecisionLogConfig `yaml:"decision_log"`
+	// Log configures the gateway's own log on standard error.
+	Log LogConfig `yaml:"log"`
+
+	// dir is the directory of the configuration file.
+	dir string
+}
+
+// InboundConfig is the public federation listener.
+type InboundConfig struct {
+	// Listen is the host:port to listen on. Default 0.0.0.0:8448.
+	Listen string `yaml:"listen"`
+	// TLS holds the server certificate and the client CA bundle.
+	TLS TLSConfig `yaml:"tls"`
+	// MaxBodyBytes caps request bodies, in bytes. Default 8 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ReadHeaderTimeout bounds reading request headers. Default 10s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// IdleTimeout bounds idle keep-alive connections. Default 120s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// TLSConfig names certificate files.
+type TLSConfig struct {
+	// CertFile is the PEM certificate chain of the listener.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key of CertFile.
+	KeyFile string `yaml:"key_file"`
+	// ClientCAFile is a PEM bundle of CAs that client certificates are
+	// verified against. Empty means client certificates are not requested.
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// HomeserverConfig is the local homeserver's federation endpoint.
+type HomeserverConfig struct {
+	// URL is the base URL of the homeserver's federation listener, http or
+	// https, without a path.
+	URL string `yaml:"url"`
+	// CAFile is a PEM bundle that the homeserver's certificate is verified
+	// against when URL is https. Empty means the system roots.
+	CAFile string `yaml:"ca_file"`
+	// Timeout bounds one forwarded request, headers and body. Default 60s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// AllowlistConfig names the allow-list.
+type AllowlistConfig struct {
+	// File is the YAML allow-list of federated servers.
+	File string `yaml:"file"`
+}
+
+// RoomsConfig seeds the rooms table.
+type RoomsConfig struct {
+	// SeedFile is an optional YAML or JSON list of room IDs and versions
+	// for rooms that existed before the gateway.
+	SeedFile string `yaml:"seed_file"`
+}
+
+// KeysConfig configures how remote verify keys are found.
+type KeysConfig struct {
+	// AllowPrivateNetworks lets key fetches that follow server discovery
+	// dial loopback, private and link-local addresses. Default false.
+	AllowPrivateNetworks bool `yaml:"allow_private_networks"`
+	// AllowedNetworks lists CIDR prefixes that discovery may dial even
+	// though they are private.
+	AllowedNetworks []string `yaml:"allowed_networks"`
+	// CAFile is a PEM bundle that remote key servers' certificates are
+	// verified against. Empty means the system roots.
+	CAFile string `yaml:"ca_file"`
+	// NotaryServers are trusted notaries, asked when a server's own key
+	// server cannot be reached.
+	NotaryServers []NotaryConfig `yaml:"notary_servers"`
+	// FetchTimeout bounds one key fetch. Default 10s.
+	FetchTimeout time.Duration `yaml:"fetch_timeout"`
+}
+
+// NotaryConfig is one trusted notary server.
+type NotaryConfig struct {
+	// ServerName is the notary's server name.
+	ServerName string `yaml:"server_name"`
+	// Address is the notary's host:port. Empty means server discovery.
+	Address string `yaml:"address"`
+	// Keys are the notary's verify keys, key ID to unpadded base64.
+	Keys map[string]string `yaml:"keys"`
+}
+
+// PolicyConfig names the Rego policy.
+type PolicyConfig struct {
+	// Paths are .rego files or directories; files ending in _test.rego
+	// are skipped.
+	Paths []string `yaml:"paths"`
+	// DataFile is an optional JSON or YAML document, readable from policy
+	// as data.bordergate.config.
+	DataFile string `yaml:"data_file"`
+}
+
+// DecisionLogConfig configures the decision records.
+type DecisionLogConfig struct {
+	// File receives one JSON line per decision.
+	File string `yaml:"file"`
+	// Sync is "always" (a record is on disk before the answer that
+	// depends on it is sent) or "none". Default "always".
+	Sync string `yaml:"sync"`
+	// Mask lists JSON pointers erased from records; empty means the
+	// default list of message-body fields.
+	Mask []string `yaml:"mask"`
+}
+
+// LogConfig configures the process log on standard error.
+type LogConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is json or text. Default json.
+	Format string `yaml:"format"`
+}
+
+// LoadConfig reads, completes and validates the configuration file at
+// path. Its errors name the file, the field and what to write instead.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := ParseConfig(data, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig parses YAML configuration; relative paths are resolved
+// against dir.
+func ParseConfig(data []byte, dir string) (*Config, error) {
+	cfg := &Config{dir: dir}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("invalid YAML: %w", err)
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.resolvePaths()
+	return cfg, nil
+}
+
+func (c *Config) setDefaults() {
+	setDefault(&c.Inbound.Listen, DefaultInboundListen)
+	if c.Inbound.MaxBodyBytes == 0 {
+		c.Inbound.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	setDefaultDuration(&c.Inbound.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDefaultDuration(&c.Inbound.IdleTimeout, DefaultIdleTimeout)
+	setDefaultDuration(&c.Homeserver.Timeout, DefaultHomeserverTimeout)
+	setDefaultDuration(&c.Keys.FetchTimeout, DefaultKeyFetchTimeout)
+	setDefault(&c.StateDir, DefaultStateDir)
+	setDefault(&c.DecisionLog.File, DefaultDecisionLog)
+	setDefault(&c.DecisionLog.Sync, "always")
+	setDefault(&c.Log.Level, "info")
+	setDefault(&c.Log.Format, "json")
+}
+
+func setDefault(field *string, value string) {
+	if *field == "" {
+		*field = value
+	}
+}
+
+func setDefaultDuration(field *time.Duration, value time.Duration) {
+	if *field == 0 {
+		*field = value
+	}
+}
+
+// fieldError is a configuration error on one field.
+type fieldError struct {
+	field, problem, fix string
+}
+
+func (e *fieldError) Error() string {
+	return fmt.Sprintf("%s: %s; %s", e.field, e.problem, e.fix)
+}
+
+func bad(field, problem, fix string) error {
+	return &fieldError{field: field, problem: problem, fix: fix}
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	checks := []func() error{
+		c.validateServerNames,
+		c.validateInbound,
+		c.validateHomeserver,
+		c.validateKeys,
+		c.validateFiles,
+		c.validateEnums,
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateServerNames() error {
+	if len(c.ServerNames) == 0 {
+		return bad("server_names", "missing", `list the local server names, such as ["example.org"]`)
+	}
+	for i, name := range c.ServerNames {
+		if err := servername.Validate(name); err != nil {
+			return bad(fmt.Sprintf("server_names[%d]", i), err.Error(), "write a Matrix server name such as example.org or example.org:8448")
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateInbound() error {
+	if err := validateHostPort(c.Inbound.Listen); err != nil {
+		return bad("inbound.listen", err.Error(), `write host:port, such as "0.0.0.0:8448"`)
+	}
+	if c.Inbound.TLS.CertFile == "" {
+		return bad("inbound.tls.cert_file", "missing", "name the PEM certificate file of the listener")
+	}
+	if c.Inbound.TLS.KeyFile == "" {
+		return bad("inbound.tls.key_file", "missing", "name the PEM private key file of the listener")
+	}
+	if c.Inbound.MaxBodyBytes < 64<<10 {
+		return bad("inbound.max_body_bytes", fmt.Sprintf("%d is too small", c.Inbound.MaxBodyBytes),
+			"write at least 65536 (one maximum-size event); the default is 8388608")
+	}
+	if c.Inbound.ReadHeaderTimeout < 0 || c.Inbound.IdleTimeout < 0 {
+		return bad("inbound timeouts", "negative duration", `write a positive duration such as "10s"`)
+	}
+	return nil
+}
+
+func (c *Config) validateHomeserver() error {
+	if c.Homeserver.URL == "" {
+		return bad("homeserver.url", "missing", `write the homeserver's federation URL, such as "http://127.0.0.1:8008"`)
+	}
+	u, err := url.Parse(c.Homeserver.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return bad("homeserver.url", fmt.Sprintf("%q is not an http or https URL", c.Homeserver.URL),
+			`write a URL such as "http://127.0.0.1:8008"`)
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
+		return bad("homeserver.url", fmt.Sprintf("%q has a path, query or user", c.Homeserver.URL),
+			"write only scheme, host and port")
+	}
+	if c.Homeserver.Timeout < 0 {
+		return bad("homeserver.timeout", "negative duration", `write a positive duration such as "60s"`)
+	}
+	return nil
+}
+
+func (c *Config) validateKeys() error {
+	for i, prefix := range c.Keys.AllowedNetworks {
+		if _, err := netip.ParsePrefix(prefix); err != nil {
+			return bad(fmt.Sprintf("keys.allowed_networks[%d]", i), fmt.Sprintf("%q is not a CIDR prefix", prefix),
+				`write a prefix such as "10.20.0.0/16"`)
+		}
+	}
+	for i, n := range c.Keys.NotaryServers {
+		field := fmt.Sprintf("keys.notary_servers[%d]", i)
+		if err := servername.Validate(n.ServerName); err != nil {
+			return bad(field+".server_name", err.Error(), "write the notary's Matrix server name")
+		}
+		if n.Address != "" {
+			if err := validateHostPort(n.Address); err != nil {
+				return bad(field+".address", err.Error(), `write host:port, such as "notary.example.org:8448"`)
+			}
+		}
+		if len(n.Keys) == 0 {
+			return bad(field+".keys", "missing", "pin at least one verify key of the notary, key ID to base64")
+		}
+	}
+	if c.Keys.FetchTimeout < 0 {
+		return bad("keys.fetch_timeout", "negative duration", `write a positive duration such as "10s"`)
+	}
+	return nil
+}
+
+func (c *Config) validateFiles() error {
+	if c.Allowlist.File == "" {
+		return bad("allowlist.file", "missing", "name the YAML allow-list of federated servers")
+	}
+	if len(c.Policy.Paths) == 0 {
+		return bad("policy.paths", "missing", "list the .rego files or directories of the policy")
+	}
+	return nil
+}
+
+func (c *Config) validateEnums() error {
+	switch c.DecisionLog.Sync {
+	case "always", "none":
+	default:
+		return bad("decision_log.sync", fmt.Sprintf("unknown mode %q", c.DecisionLog.Sync), `write "always" or "none"`)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", fmt.Sprintf("unknown level %q", c.Log.Level), "write debug, info, warn or error")
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		return bad("log.format", fmt.Sprintf("unknown format %q", c.Log.Format), "write json or text")
+	}
+	return nil
+}
+
+func validateHostPort(hostport string) error {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", hostport)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q of %q is not between 1 and 65535", port, hostport)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("host %q of %q is invalid", host, hostport)
+	}
+	return nil
+}
+
+func (c *Config) resolvePaths() {
+	for _, p := range []*string{
+		&c.Inbound.TLS.CertFile, &c.Inbound.TLS.KeyFile, &c.Inbound.TLS.ClientCAFile,
+		&c.Homeserver.CAFile, &c.StateDir, &c.Allowlist.File, &c.Rooms.SeedFile,
+		&c.Keys.CAFile, &c.Policy.DataFile, &c.DecisionLog.File,
+	} {
+		*p = c.resolve(*p)
+	}
+	for i := range c.Policy.Paths {
+		c.Policy.Paths[i] = c.resolve(c.Policy.Paths[i])
+	}
+}
+
+func (c *Config) resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}

@@ -1,0 +1,124 @@
+package gateway
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimalConfig = `
+server_names: ["hs2.example.org"]
+inbound:
+  tls:
+    cert_file: tls/cert.pem
+    key_file: tls/key.pem
+homeserver:
+  url: http://127.0.0.1:8008
+allowlist:
+  file: allowlist.yaml
+policy:
+  paths: [rego]
+`
+
+func TestParseConfigDefaults(t *testing.T) {
+	cfg, err := ParseConfig([]byte(minimalConfig), "/etc/bordergate")
+	if err != nil {
+		t.Fatalf("ParseConfig: %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"inbound.listen", cfg.Inbound.Listen, DefaultInboundListen},
+		{"inbound.max_body_bytes", cfg.Inbound.MaxBodyBytes, int64(DefaultMaxBodyBytes)},
+		{"homeserver.timeout", cfg.Homeserver.Timeout, DefaultHomeserverTimeout},
+		{"keys.fetch_timeout", cfg.Keys.FetchTimeout, DefaultKeyFetchTimeout},
+		{"state_dir", cfg.StateDir, DefaultStateDir},
+		{"decision_log.file", cfg.DecisionLog.File, DefaultDecisionLog},
+		{"decision_log.sync", cfg.DecisionLog.Sync, "always"},
+		{"log.level", cfg.Log.Level, "info"},
+		{"cert_file resolved", cfg.Inbound.TLS.CertFile, "/etc/bordergate/tls/cert.pem"},
+		{"allowlist resolved", cfg.Allowlist.File, "/etc/bordergate/allowlist.yaml"},
+		{"policy path resolved", cfg.Policy.Paths[0], "/etc/bordergate/rego"},
+		{"empty path kept", cfg.Rooms.SeedFile, ""},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestParseConfigDurations(t *testing.T) {
+	cfg, err := ParseConfig([]byte(minimalConfig+"keys:\n  fetch_timeout: 3s\n"), "")
+	if err != nil {
+		t.Fatalf("ParseConfig: %v", err)
+	}
+	if cfg.Keys.FetchTimeout != 3*time.Second {
+		t.Errorf("keys.fetch_timeout = %v, want 3s", cfg.Keys.FetchTimeout)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		replace [2]string
+		extra   string
+		want    string
+	}{
+		{"unknown field", [2]string{}, "colour: blue\n", "field colour not found"},
+		{"missing server names", [2]string{`server_names: ["hs2.example.org"]`, ""}, "",
+			`server_names: missing; list the local server names, such as ["example.org"]`},
+		{"bad server name", [2]string{`"hs2.example.org"`, `"hs_2.example.org"`}, "", "server_names[0]: "},
+		{"missing cert", [2]string{"cert_file: tls/cert.pem", ""}, "",
+			"inbound.tls.cert_file: missing; name the PEM certificate file of the listener"},
+		{"bad homeserver url", [2]string{"http://127.0.0.1:8008", "ftp://127.0.0.1"}, "",
+			`homeserver.url: "ftp://127.0.0.1" is not an http or https URL; write a URL such as "http://127.0.0.1:8008"`},
+		{"homeserver path", [2]string{"http://127.0.0.1:8008", "http://127.0.0.1:8008/x"}, "",
+			`homeserver.url: "http://127.0.0.1:8008/x" has a path, query or user; write only scheme, host and port`},
+		{"bad listen port", [2]string{}, "", ""},
+		{"bad sync", [2]string{}, "decision_log:\n  sync: sometimes\n",
+			`decision_log.sync: unknown mode "sometimes"; write "always" or "none"`},
+		{"bad level", [2]string{}, "log:\n  level: loud\n", `log.level: unknown level "loud"; write debug, info, warn or error`},
+		{"bad network", [2]string{}, "keys:\n  allowed_networks: [10.0.0.0]\n",
+			`keys.allowed_networks[0]: "10.0.0.0" is not a CIDR prefix; write a prefix such as "10.20.0.0/16"`},
+		{"notary without keys", [2]string{}, "keys:\n  notary_servers:\n    - server_name: notary.example.org\n",
+			"keys.notary_servers[0].keys: missing; pin at least one verify key of the notary, key ID to base64"},
+		{"small body cap", [2]string{"inbound:\n", "inbound:\n  max_body_bytes: 100\n"}, "",
+			"inbound.max_body_bytes: 100 is too small; write at least 65536"},
+		{"missing policy", [2]string{"policy:\n  paths: [rego]\n", ""}, "",
+			"policy.paths: missing; list the .rego files or directories of the policy"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			text := minimalConfig
+			if tc.replace[0] != "" {
+				text = strings.Replace(text, tc.replace[0], tc.replace[1], 1)
+			}
+			if tc.name == "bad listen port" {
+				text = strings.Replace(text, "inbound:\n", "inbound:\n  listen: 127.0.0.1:99999\n", 1)
+				tc.want = `inbound.listen: port "99999" of "127.0.0.1:99999" is not between 1 and 65535`
+			}
+			_, err := ParseConfig([]byte(text+tc.extra), "")
+			if err == nil {
+				t.Fatal("ParseConfig succeeded, want an error")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigNamesFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bordergate.yaml")
+	if err := os.WriteFile(path, []byte("server_names: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadConfig(path)
+	if err == nil || !strings.HasPrefix(err.Error(), path+": server_names: missing") {
+		t.Errorf("LoadConfig error = %v, want it to start with the file name and field", err)
+	}
+}

@@ -1,0 +1,287 @@
+package decisionlog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+)
+
+// SyncMode selects when a Writer forces records to stable storage.
+type SyncMode string
+
+const (
+	// SyncAlways makes Write return only after the record has been written
+	// and the file synced with fsync. A record whose Write returned nil
+	// survives a crash of the process, of the operating system and a power
+	// loss, as far as the storage device honours fsync. Concurrent writes are
+	// committed as a group with one fsync. This is the default.
+	SyncAlways SyncMode = "always"
+
+	// SyncNone makes Write return once the record has been handed to the
+	// operating system with write(2). Such records survive a crash of the
+	// process, but the records written since the kernel last flushed the
+	// file are lost when the operating system crashes or the power fails.
+	SyncNone SyncMode = "none"
+)
+
+// MaxRecordBytes is the maximum size of one encoded record, newline
+// included. Write rejects larger records and Scan rejects longer lines. The
+// limit bounds the memory that Scan spends on a corrupt file. A record
+// contains one policy input, and Matrix limits a PDU to 65536 bytes, so
+// real records are far smaller.
+const MaxRecordBytes = 64 << 20
+
+// maxBatchBytes is the size at which the commit goroutine stops adding
+// queued records to a batch, so that one write(2) call stays bounded.
+const maxBatchBytes = 1 << 20
+
+// queueLength is the capacity of the queue between Write callers and the
+// commit goroutine. Write blocks while the queue is full.
+const queueLength = 1024
+
+// ErrClosed is returned by Write and Reopen after Close.
+var ErrClosed = errors.New("decision log is closed")
+
+// Options configures a Writer.
+type Options struct {
+	// Path is the file that records are appended to. It is required.
+	Path string
+
+	// Sync is SyncAlways or SyncNone. Empty means SyncAlways.
+	Sync SyncMode
+
+	// Masker erases values from each record before it is written. Nil means
+	// DefaultMasker(). Use NewMasker(nil) to write records unmasked.
+	Masker *Masker
+
+	// Logger receives the Writer's own events and errors. Nil discards them.
+	Logger *slog.Logger
+
+	// Labels are added to every record for the keys that the record's own
+	// Labels do not set, usually "id" and "version" of the gateway instance.
+	// Open copies the map.
+	Labels map[string]string
+}
+
+// Writer appends decision records to a file as JSON Lines, one record per
+// line. A Writer is safe for concurrent use. Records are encoded by the
+// goroutine that calls Write and written by a single commit goroutine,
+// which writes each batch of queued records with one write(2) call and, in
+// SyncAlways mode, one fsync.
+type Writer struct {
+	path   string
+	sync   SyncMode
+	masker *Masker
+	labels map[string]string
+	logger *slog.Logger
+	open   openFunc
+
+	maxRecordBytes int // MaxRecordBytes, lowered by tests
+
+	// mu guards closed. Write and Reopen hold it for reading while they
+	// queue a request, so that Close can close requests safely.
+	mu       sync.RWMutex
+	closed   bool
+	requests chan *request
+
+	stopped   chan struct{} // closed when the commit goroutine has returned
+	closeOnce sync.Once
+	closeErr  error
+
+	// The fields below are owned by the commit goroutine.
+	file        logFile
+	pending     *request // a reopen request met while collecting a batch
+	batch       []*request
+	buffer      []byte
+	failures    int  // consecutive failed batches, counted to rate-limit log entries
+	partialTail bool // the file may end in a partial line from a failed write
+}
+
+// request is one item for the commit goroutine: an encoded record, or a
+// request to reopen the file when line is nil.
+type request struct {
+	line []byte
+	done chan error // capacity 1 and one send, so the commit goroutine never blocks
+}
+
+// Open opens the file at opts.Path for appending, creating it with mode
+// 0640 and its missing parent directories with mode 0750, and starts the
+// commit goroutine. In SyncAlways mode it also syncs the directories whose
+// entries it created, so that the file itself survives a crash.
+func Open(opts Options) (*Writer, error) {
+	return openWriter(opts, openLogFile)
+}
+
+func openWriter(opts Options, open openFunc) (*Writer, error) {
+	if opts.Path == "" {
+		return nil, errors.New("open decision log: missing path")
+	}
+	switch opts.Sync {
+	case "":
+		opts.Sync = SyncAlways
+	case SyncAlways, SyncNone:
+	default:
+		return nil, fmt.Errorf("open decision log: invalid sync mode %q, use %q or %q", opts.Sync, SyncAlways, SyncNone)
+	}
+	if opts.Masker == nil {
+		opts.Masker = DefaultMasker()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+
+	w := &Writer{
+		path:     opts.Path,
+		sync:     opts.Sync,
+		masker:   opts.Masker,
+		labels:   maps.Clone(opts.Labels),
+		logger:   opts.Logger.With("component", "decisionlog"),
+		open:     open,
+		requests: make(chan *request, queueLength),
+		stopped:  make(chan struct{}),
+
+		maxRecordBytes: MaxRecordBytes,
+	}
+	file, err := open(w.path, w.sync == SyncAlways)
+	if err != nil {
+		return nil, fmt.Errorf("open decision log: %w", err)
+	}
+	w.file = file
+
+	go w.run()
+	w.logger.Info("decision log opened", "path", w.path, "sync", string(w.sync))
+	return w, nil
+}
+
+// Write masks a copy of rec, encodes it and appends it to the file. It
+// returns nil once the record is written as the Writer's SyncMode promises.
+// On the copy, Write fills an empty DecisionID with NewID() and a zero
+// Timestamp with the current time. Callers that must report the decision ID
+// set it first, as NewRecord does.
+//
+// An error means the record may be missing from the file. When ctx ends
+// while the record is queued, Write returns ctx's error and the record may
+// still be written later. An error while encoding rec affects only this
+// call, never the other records of the same batch.
+func (w *Writer) Write(ctx context.Context, rec *Record) error {
+	if rec == nil {
+		return errors.New("write decision record: nil record")
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("write decision record %s: %w", rec.DecisionID, err)
+	}
+
+	line, err := w.encode(rec)
+	if err != nil {
+		return fmt.Errorf("write decision record %s: %w", rec.DecisionID, err)
+	}
+
+	req := &request{line: line, done: make(chan error, 1)}
+	if err := w.enqueue(ctx, req); err != nil {
+		return fmt.Errorf("write decision record %s: %w", rec.DecisionID, err)
+	}
+	select {
+	case err := <-req.done:
+		if err != nil {
+			return fmt.Errorf("write decision record %s: %w", rec.DecisionID, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("write decision record %s: %w", rec.DecisionID, context.Cause(ctx))
+	}
+}
+
+// Reopen closes the file and opens the same path again, so that writing
+// continues in a new file after a tool such as logrotate has renamed the old
+// one. Records queued before the call go to the old file. When the path
+// cannot be opened, Reopen returns the error and the Writer keeps writing to
+// the old file.
+func (w *Writer) Reopen() error {
+	req := &request{done: make(chan error, 1)}
+	if err := w.enqueue(context.Background(), req); err != nil {
+		return fmt.Errorf("reopen decision log: %w", err)
+	}
+	if err := <-req.done; err != nil {
+		return fmt.Errorf("reopen decision log: %w", err)
+	}
+	return nil
+}
+
+// Close writes the queued records, syncs and closes the file and stops the
+// commit goroutine. Further calls return the result of the first. Write and
+// Reopen return ErrClosed after Close.
+func (w *Writer) Close() error {
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		close(w.requests)
+		w.mu.Unlock()
+
+		<-w.stopped
+		w.closeErr = w.closeFile()
+		w.logger.Info("decision log closed", "path", w.path)
+	})
+	return w.closeErr
+}
+
+// encode returns the masked JSON encoding of rec with a trailing newline.
+func (w *Writer) encode(rec *Record) ([]byte, error) {
+	filled := *rec
+	if filled.DecisionID == "" {
+		filled.DecisionID = NewID()
+	}
+	if filled.Timestamp.IsZero() {
+		filled.Timestamp = time.Now()
+	}
+	filled.Timestamp = filled.Timestamp.UTC()
+	filled.Labels = mergeLabels(rec.Labels, w.labels)
+
+	masked, err := w.masker.Apply(filled)
+	if err != nil {
+		return nil, err
+	}
+
+	var line bytes.Buffer
+	enc := json.NewEncoder(&line)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&masked); err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	if line.Len() > w.maxRecordBytes {
+		return nil, fmt.Errorf("encoded record is %d bytes, more than the maximum of %d", line.Len(), w.maxRecordBytes)
+	}
+	return line.Bytes(), nil
+}
+
+// mergeLabels returns own plus the defaults for the keys that own does not
+// set, without modifying either map.
+func mergeLabels(own, defaults map[string]string) map[string]string {
+	if len(defaults) == 0 {
+		return own
+	}
+	merged := maps.Clone(defaults)
+	maps.Copy(merged, own)
+	return merged
+}
+
+// enqueue hands req to the commit goroutine.
+func (w *Writer) enqueue(ctx context.Context, req *request) error {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+
+	if w.closed {
+		return ErrClosed
+	}
+	select {
+	case w.requests <- req:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}

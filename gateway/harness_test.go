@@ -1,0 +1,328 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bordergate/bordergate/certs"
+	"github.com/bordergate/bordergate/gateway/canonicaljson"
+	"github.com/bordergate/bordergate/gateway/decisionlog"
+	"github.com/bordergate/bordergate/gateway/events"
+	"github.com/bordergate/bordergate/gateway/xmatrix"
+)
+
+// Names used by the in-process tests.
+const (
+	localName   = "hs2.test:8448"
+	remoteName  = "hs1.test:8481"
+	remoteKeyID = "ed25519:test1"
+	testRoomID  = "!room:hs1.test:8481"
+)
+
+// homeserverStub is the local homeserver's stand-in: it records what the
+// gateway forwards and answers with a configurable status.
+type homeserverStub struct {
+	mu       sync.Mutex
+	requests []stubRequest
+	status   int
+	body     string
+	delay    time.Duration
+}
+
+type stubRequest struct {
+	method, uri, auth string
+	body              []byte
+}
+
+func (h *homeserverStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	h.requests = append(h.requests, stubRequest{r.Method, r.RequestURI, r.Header.Get("Authorization"), body})
+	status, answer, delay := h.status, h.body, h.delay
+	h.mu.Unlock()
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if answer == "" {
+		answer = `{"pdus":{}}`
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, answer)
+}
+
+func (h *homeserverStub) received() []stubRequest {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]stubRequest(nil), h.requests...)
+}
+
+// testGateway is a running gateway on loopback with a signing remote.
+type testGateway struct {
+	t       *testing.T
+	gw      *Gateway
+	url     string
+	client  *http.Client
+	hs      *homeserverStub
+	hsURL   string
+	logPath string
+	key     ed25519.PrivateKey
+	dir     string
+}
+
+type gatewayOptions struct {
+	// extraAllowlist is appended to the allow-list file.
+	extraAllowlist string
+	// policyData is the policy data file.
+	policyData string
+	// homeserverURL replaces the stub's address.
+	homeserverURL string
+	timeout       time.Duration
+	rooms         string
+}
+
+func startGateway(t *testing.T, opts gatewayOptions) *testGateway {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := certs.NewCA("bordergate test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := ca.IssueServer([]string{"hs2.test", "127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "cert.pem", string(certPEM))
+	writeFile(t, dir, "key.pem", string(keyPEM))
+	writeFile(t, dir, "ca.pem", string(ca.CertPEM()))
+
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "allowlist.yaml", fmt.Sprintf(`servers:
+  - server_name: %q
+    administration: Ministry One
+    pinned_keys: {%q: %q}
+    endpoints: ["*"]
+%s`, remoteName, remoteKeyID, base64.RawStdEncoding.EncodeToString(pub), opts.extraAllowlist))
+	data := opts.policyData
+	if data == "" {
+		data = `{"denied_event_types": ["com.example.forbidden"]}`
+	}
+	writeFile(t, dir, "policy-data.json", data)
+	rooms := opts.rooms
+	if rooms == "" {
+		rooms = fmt.Sprintf("- room_id: %q\n  room_version: \"10\"\n", testRoomID)
+	}
+	writeFile(t, dir, "rooms.yaml", rooms)
+
+	hs := &homeserverStub{}
+	hsServer := httptest.NewServer(hs)
+	t.Cleanup(hsServer.Close)
+	hsURL := hsServer.URL
+	if opts.homeserverURL != "" {
+		hsURL = opts.homeserverURL
+	}
+	timeout := opts.timeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	config := fmt.Sprintf(`server_names: [%q]
+inbound:
+  listen: 127.0.0.1:1
+  tls: {cert_file: cert.pem, key_file: key.pem, client_ca_file: ca.pem}
+homeserver: {url: %q, timeout: %s}
+state_dir: state
+allowlist: {file: allowlist.yaml}
+rooms: {seed_file: rooms.yaml}
+policy: {paths: [%q], data_file: policy-data.json}
+decision_log: {file: decisions.jsonl}
+`, localName, hsURL, timeout, regoDir(t))
+	writeFile(t, dir, "bordergate.yaml", config)
+	cfg, err := LoadConfig(filepath.Join(dir, "bordergate.yaml"))
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	gw, err := New(ctx, cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatalf("New: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- gw.ServeListener(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		gw.Close()
+	})
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Certificate())
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "hs2.test"}}}
+	return &testGateway{
+		t: t, gw: gw, url: "https://" + ln.Addr().String(), client: client, hs: hs, hsURL: hsURL,
+		logPath: filepath.Join(dir, "decisions.jsonl"), key: priv, dir: dir,
+	}
+}
+
+func regoDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("../rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func writeFile(t *testing.T, dir, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// request sends a request signed by the remote server's pinned key.
+func (tg *testGateway) request(method, uri string, body []byte) (*http.Response, map[string]any) {
+	tg.t.Helper()
+	var content *canonicaljson.Value
+	if len(body) > 0 {
+		v, err := canonicaljson.Parse(body)
+		if err != nil {
+			tg.t.Fatalf("test body is not JSON: %v", err)
+		}
+		content = &v
+	}
+	creds := xmatrix.Sign(tg.key, remoteKeyID, method, uri, remoteName, localName, content)
+	header, err := xmatrix.FormatAuthorization(creds)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	return tg.raw(method, uri, body, map[string]string{"Authorization": header})
+}
+
+// raw sends a request with the given headers and decodes a JSON answer.
+func (tg *testGateway) raw(method, uri string, body []byte, headers map[string]string) (*http.Response, map[string]any) {
+	tg.t.Helper()
+	req, err := http.NewRequest(method, tg.url, bytes.NewReader(body))
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	req.URL.Opaque = uri
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := tg.client.Do(req)
+	if err != nil {
+		tg.t.Fatalf("%s %s: %v", method, uri, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var decoded map[string]any
+	_ = json.Unmarshal(data, &decoded)
+	return resp, decoded
+}
+
+// records reads the decision log.
+func (tg *testGateway) records() []decisionlog.Record {
+	tg.t.Helper()
+	f, err := os.Open(tg.logPath)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	defer f.Close()
+	var out []decisionlog.Record
+	err = decisionlog.Scan(f, func(_ int, rec decisionlog.Record) error {
+		out = append(out, rec)
+		return nil
+	})
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	return out
+}
+
+func (tg *testGateway) record(decisionID string) decisionlog.Record {
+	tg.t.Helper()
+	for _, rec := range tg.records() {
+		if rec.DecisionID == decisionID {
+			return rec
+		}
+	}
+	tg.t.Fatalf("no decision record %q in the log", decisionID)
+	return decisionlog.Record{}
+}
+
+// event builds a PDU of the test room, signed by the remote server.
+func (tg *testGateway) event(eventType string, content string, depth int) canonicaljson.Value {
+	tg.t.Helper()
+	text := fmt.Sprintf(`{"room_id":%q,"sender":"@alice:%s","type":%q,"content":%s,"origin_server_ts":%d,"depth":%d,"prev_events":["$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],"auth_events":["$BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBE"],"hashes":{},"signatures":{}}`,
+		testRoomID, remoteName, eventType, content, time.Now().UnixMilli(), depth)
+	v, err := canonicaljson.Parse([]byte(text))
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	rv, _ := events.LookupRoomVersion("10")
+	signed, err := events.SignEvent(v, rv, remoteName, remoteKeyID, tg.key)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	return signed
+}
+
+func eventID(t *testing.T, v canonicaljson.Value) string {
+	t.Helper()
+	rv, _ := events.LookupRoomVersion("10")
+	id, err := events.EventID(v, rv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// transaction encodes a /send body.
+func transactionBody(pdus []canonicaljson.Value, edus string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"origin":%q,"origin_server_ts":1700000000000,"pdus":[`, remoteName)
+	for i, p := range pdus {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(canonicaljson.Encode(p))
+	}
+	b.WriteString("]")
+	if edus != "" {
+		b.WriteString(`,"edus":` + edus)
+	}
+	b.WriteString("}")
+	return []byte(b.String())
+}

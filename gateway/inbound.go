@@ -1,0 +1,291 @@
+package gateway
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bordergate/bordergate/certs"
+	"github.com/bordergate/bordergate/gateway/canonicaljson"
+	"github.com/bordergate/bordergate/gateway/decisionlog"
+	"github.com/bordergate/bordergate/gateway/keys"
+	"github.com/bordergate/bordergate/gateway/routes"
+	"github.com/bordergate/bordergate/gateway/store"
+	"github.com/bordergate/bordergate/gateway/xmatrix"
+	"github.com/bordergate/bordergate/policy"
+)
+
+// maxResponseBytes caps homeserver answers that the gateway reads in full.
+const maxResponseBytes = 64 << 20
+
+// exchange is the state of one inbound request as it moves through the
+// pipeline. Each step fills in what it verified.
+type exchange struct {
+	r     *http.Request
+	start time.Time
+	match routes.Result
+
+	// creds are the parsed X-Matrix headers; origin is their common origin.
+	creds         []xmatrix.Credentials
+	origin        string
+	destination   string
+	entry         store.Entry
+	listed        bool
+	keyID         string
+	keySource     keys.Source
+	authenticated bool
+
+	tls policy.TLS
+	// clientCert is the verified client certificate, nil when none was sent.
+	clientCert *x509.Certificate
+
+	body       []byte
+	content    canonicaljson.Value
+	hasContent bool
+
+	// request is the request decision's record, completed when the
+	// exchange ends.
+	request *decisionlog.Record
+	// items are the records of PDU and EDU decisions.
+	items []*decisionlog.Record
+}
+
+// ServeHTTP runs the inbound pipeline on one federation request.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ex := &exchange{r: r, start: g.now()}
+	err := g.handle(r.Context(), ex, w)
+	if err == nil {
+		return
+	}
+	me := asMatrixError(err)
+	rec := g.requestRecord(ex)
+	rec.Allow = false
+	rec.Status = me.status
+	rec.Action = actionRejected
+	rec.Error = me.Error()
+	if rec.Result == nil {
+		rec.Result = map[string]any{"allow": false, "reasons": []string{me.message}}
+	}
+	g.finish(r.Context(), ex)
+	level := slog.LevelInfo
+	if me.status >= 500 {
+		level = slog.LevelWarn
+	}
+	g.log.Log(r.Context(), level, "request rejected",
+		keyOrigin, ex.origin, keyEndpoint, ex.endpointID(), keyStatus, me.status,
+		keyErrcode, me.errcode, keyDecisionID, rec.DecisionID, keyErr, me)
+	writeMatrixError(w, me, rec.DecisionID)
+}
+
+// handle runs the pipeline steps in order; the cheap ones come first.
+func (g *Gateway) handle(ctx context.Context, ex *exchange, w http.ResponseWriter) error {
+	if err := g.route(ex); err != nil {
+		return err
+	}
+	g.readTLS(ex)
+	xmatrixAuth := ex.match.Route.Auth == routes.AuthXMatrix
+	if xmatrixAuth {
+		if err := g.parseAuthorization(ex); err != nil {
+			return err
+		}
+	}
+	if err := g.readBody(ex); err != nil {
+		return err
+	}
+	if xmatrixAuth {
+		if err := g.authenticate(ctx, ex); err != nil {
+			return err
+		}
+	}
+	if err := g.decideRequest(ctx, ex); err != nil {
+		return err
+	}
+	if xmatrixAuth && !ex.authenticated {
+		return newError(http.StatusUnauthorized, codeUnauthorized,
+			fmt.Sprintf("request from %s cannot be authenticated: the server is not on the allow-list", ex.origin))
+	}
+	if err := g.checkRequestIdentity(ex); err != nil {
+		return err
+	}
+	switch ex.match.Route.BodyPDUs {
+	case routes.PDUsTransaction:
+		return g.handleTransaction(ctx, ex, w)
+	case routes.PDUsNone:
+		return g.forwardRequest(ctx, ex, w)
+	default:
+		return g.handleMembership(ctx, ex, w)
+	}
+}
+
+func (ex *exchange) endpointID() string {
+	if ex.match.Route == nil {
+		return ""
+	}
+	return ex.match.Route.ID
+}
+
+// route matches the raw request target against the federation endpoints.
+func (g *Gateway) route(ex *exchange) error {
+	m, err := routes.Match(ex.r.Method, ex.r.RequestURI)
+	if err == nil {
+		ex.match = m
+		return nil
+	}
+	var methodErr *routes.MethodNotAllowedError
+	if errors.As(err, &methodErr) {
+		e := newError(http.StatusMethodNotAllowed, codeUnrecognized,
+			fmt.Sprintf("method %s is not allowed on this endpoint", ex.r.Method))
+		e.allow = methodErr.Allowed
+		return e
+	}
+	return wrapError(http.StatusNotFound, codeUnrecognized, "unrecognized request", err)
+}
+
+// readTLS records what the TLS handshake established about the client.
+func (g *Gateway) readTLS(ex *exchange) {
+	state := ex.r.TLS
+	if state == nil || len(state.PeerCertificates) == 0 {
+		return
+	}
+	cert := state.PeerCertificates[0]
+	ex.tls.ClientCertificate = true
+	// The listener verifies any certificate a client sends against the
+	// client CA bundle during the handshake, so a certificate seen here
+	// with verified chains is trusted.
+	ex.tls.Verified = len(state.VerifiedChains) > 0
+	ex.tls.Subject = cert.Subject.String()
+	ex.tls.DNSNames = certs.PeerNames(cert)
+	if ex.tls.Verified {
+		ex.clientCert = cert
+	}
+}
+
+// readBody reads the request body within the size cap and parses it.
+func (g *Gateway) readBody(ex *exchange) error {
+	limit := g.cfg.Inbound.MaxBodyBytes
+	if ex.r.ContentLength > limit {
+		return newError(http.StatusRequestEntityTooLarge, codeTooLarge,
+			fmt.Sprintf("request body of %d bytes exceeds the limit of %d", ex.r.ContentLength, limit))
+	}
+	body, err := io.ReadAll(io.LimitReader(ex.r.Body, limit+1))
+	if err != nil {
+		return wrapError(http.StatusBadRequest, codeUnknown, "reading the request body failed", err)
+	}
+	if int64(len(body)) > limit {
+		return newError(http.StatusRequestEntityTooLarge, codeTooLarge,
+			fmt.Sprintf("request body exceeds the limit of %d bytes", limit))
+	}
+	ex.body = body
+	if len(body) == 0 {
+		if ex.r.Method == http.MethodPut || ex.r.Method == http.MethodPost {
+			return newError(http.StatusBadRequest, codeNotJSON, "request body is empty; a JSON object is required")
+		}
+		return nil
+	}
+	v, err := canonicaljson.Parse(body)
+	if err != nil {
+		return jsonErrorFor("request body", err)
+	}
+	if v.Kind() != canonicaljson.Object {
+		return newError(http.StatusBadRequest, codeBadJSON, "request body must be a JSON object, not "+v.Kind().String())
+	}
+	// Bodies that carry PDUs are checked event by event against their room
+	// version; all other bodies use canonical integers only.
+	if ex.match.Route.BodyPDUs == routes.PDUsNone {
+		if err := v.CheckStrictNumbers(); err != nil {
+			return jsonErrorFor("request body", err)
+		}
+	}
+	ex.content, ex.hasContent = v, true
+	return nil
+}
+
+// parseAuthorization parses the X-Matrix headers and checks the
+// destination, before any key is looked up.
+func (g *Gateway) parseAuthorization(ex *exchange) error {
+	creds, err := xmatrix.ParseAuthorization(ex.r.Header.Values("Authorization"))
+	switch {
+	case errors.Is(err, xmatrix.ErrMissing):
+		return wrapError(http.StatusUnauthorized, codeUnauthorized, "missing X-Matrix Authorization header", err)
+	case err != nil:
+		return wrapError(http.StatusBadRequest, codeUnauthorized, "malformed Authorization header: "+err.Error(), err)
+	}
+	ex.creds = creds
+	ex.origin = creds[0].Origin
+	for _, c := range creds {
+		if c.Destination == "" {
+			continue
+		}
+		if !slices.Contains(g.cfg.ServerNames, c.Destination) {
+			return newError(http.StatusUnauthorized, codeUnauthorized,
+				fmt.Sprintf("destination %q in the Authorization header is not this server", c.Destination))
+		}
+		ex.destination = c.Destination
+	}
+	ex.entry, ex.listed = g.store.Lookup(ex.origin)
+	return nil
+}
+
+// decideRequest asks the request policy and records its decision.
+func (g *Gateway) decideRequest(ctx context.Context, ex *exchange) error {
+	input := g.requestInput(ex)
+	rec := g.requestRecord(ex)
+	rec.Input = input
+	decision, err := g.policy.Decide(ctx, policy.KindRequest, input)
+	if err != nil {
+		return wrapError(http.StatusInternalServerError, codeUnknown, "policy evaluation failed", err)
+	}
+	rec.Result = decisionResult(decision)
+	rec.Allow = decision.Allow
+	if !decision.Allow {
+		return newError(http.StatusForbidden, codeForbidden, "denied by policy: "+joinReasons(decision.Reasons))
+	}
+	if ex.listed && ex.entry.RequireMTLS && !ex.tls.MatchesOrigin {
+		return newError(http.StatusForbidden, codeForbidden,
+			fmt.Sprintf("%s must present a client certificate naming it", ex.origin))
+	}
+	return nil
+}
+
+func joinReasons(reasons []string) string {
+	if len(reasons) == 0 {
+		return "no reason given"
+	}
+	return strings.Join(reasons, "; ")
+}
+
+func decisionResult(d policy.Decision) any {
+	if d.Result != nil {
+		return d.Result
+	}
+	return map[string]any{"allow": d.Allow, "reasons": d.Reasons}
+}
+
+// forwardRequest passes an allowed request without PDUs to the homeserver
+// and learns room versions from the answers that state them.
+func (g *Gateway) forwardRequest(ctx context.Context, ex *exchange, w http.ResponseWriter) error {
+	rec := g.requestRecord(ex)
+	rec.Action = actionForward
+	if !learnsFromResponse(ex.match.Route.ID) {
+		g.finish(ctx, ex)
+		return g.forward.stream(ctx, w, ex.r, ex.body, rec.DecisionID)
+	}
+	resp, err := g.forward.forward(ctx, ex.r, ex.body, maxResponseBytes)
+	if err != nil {
+		return err
+	}
+	if resp.status == http.StatusOK {
+		g.learnFromTemplate(ctx, ex, resp.body)
+	}
+	rec.Status = resp.status
+	g.finish(ctx, ex)
+	writeForwarded(w, resp, rec.DecisionID)
+	return nil
+}

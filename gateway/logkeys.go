@@ -1,0 +1,19 @@
+package gateway
+
+// Log attribute keys. Every log line of the gateway uses these names, so
+// that logs can be searched by them.
+const (
+	keyAddress     = "address"
+	keyComponent   = "component"
+	keyCount       = "count"
+	keyDecisionID  = "decision_id"
+	keyEndpoint    = "endpoint"
+	keyErr         = "err"
+	keyErrcode     = "errcode"
+	keyFile        = "file"
+	keyOrigin      = "origin"
+	keyRoomID      = "room_id"
+	keyRoomVersion = "room_version"
+	keyServerNames = "server_names"
+	keyStatus      = "status"
+)

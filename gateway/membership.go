@@ -1,0 +1,140 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/bordergate/bordergate/gateway/canonicaljson"
+	"github.com/bordergate/bordergate/policy"
+)
+
+// membershipOf is the membership that the PDU of each membership endpoint
+// must carry.
+var membershipOf = map[string]string{
+	"invite_v1":     "invite",
+	"invite_v2":     "invite",
+	"send_join_v1":  "join",
+	"send_join_v2":  "join",
+	"send_leave_v1": "leave",
+	"send_leave_v2": "leave",
+	"send_knock":    "knock",
+}
+
+// checkRequestIdentity applies the checks that tie path parameters to the
+// authenticated origin, before anything is forwarded.
+func (g *Gateway) checkRequestIdentity(ex *exchange) error {
+	switch ex.endpointID() {
+	case "make_join", "make_leave", "make_knock":
+		user := ex.match.Params["user_id"]
+		if serverOf(user) != ex.origin {
+			return newError(http.StatusForbidden, codeForbidden,
+				fmt.Sprintf("user %q is not on the requesting server %s", user, ex.origin))
+		}
+	}
+	return nil
+}
+
+// handleMembership verifies and decides the PDU of an invite, send_join,
+// send_leave or send_knock before forwarding the request. The PDU is the
+// whole request: a refused PDU refuses the request.
+func (g *Gateway) handleMembership(ctx context.Context, ex *exchange, w http.ResponseWriter) error {
+	route := ex.endpointID()
+	raw, pc, err := g.membershipPDU(ex)
+	if err != nil {
+		return err
+	}
+	checked := g.checkPDU(ctx, ex, raw, pc)
+	ex.items = append(ex.items, checked.record)
+	if checked.verifyFailed {
+		return newError(http.StatusBadRequest, codeInvalidParam, checked.reason)
+	}
+	if err := g.checkMembershipPDU(ex, route, checked); err != nil {
+		checked.record.Allow, checked.record.Action = false, actionRejected
+		checked.record.Error = err.Error()
+		return err
+	}
+	if !checked.allowed {
+		return newError(http.StatusForbidden, codeForbidden, checked.reason)
+	}
+	checked.record.Action = actionForward
+	if pc.source == policy.VersionSourceInvite {
+		g.learnRoom(ctx, checked.pdu.RoomID, pc.version, policy.VersionSourceInvite)
+	}
+	return g.forwardRequest(ctx, ex, w)
+}
+
+// membershipPDU extracts the PDU of a membership request and the room
+// version the request states or the gateway knows.
+func (g *Gateway) membershipPDU(ex *exchange) (canonicaljson.Value, pduContext, error) {
+	roomID := ex.match.Params["room_id"]
+	if ex.endpointID() != "invite_v2" {
+		pc := pduContext{}
+		if ex.endpointID() == "invite_v1" {
+			// The v1 invite endpoint serves only room versions 1 and 2,
+			// whose event formats, redaction and signing rules are the same.
+			if _, _, err := g.roomVersionFor(roomID); err != nil {
+				pc.version, pc.source = "1", policy.VersionSourceInvite
+			}
+		}
+		return ex.content, pc, nil
+	}
+	version, ok := ex.content.GetString("room_version")
+	if !ok {
+		return canonicaljson.Value{}, pduContext{}, newError(http.StatusBadRequest, codeMissingParam, "invite has no string room_version")
+	}
+	event, ok := ex.content.Get("event")
+	if !ok || event.Kind() != canonicaljson.Object {
+		return canonicaljson.Value{}, pduContext{}, newError(http.StatusBadRequest, codeMissingParam, "invite has no event object")
+	}
+	return event, pduContext{version: version, source: policy.VersionSourceInvite}, nil
+}
+
+// checkMembershipPDU applies the membership endpoint rules: the PDU
+// belongs to the room and event in the path, is an m.room.member event
+// with the endpoint's membership, and is sent by a user of the origin.
+func (g *Gateway) checkMembershipPDU(ex *exchange, route string, c *checkedPDU) error {
+	pdu := c.pdu
+	invalid := func(format string, args ...any) error {
+		return newError(http.StatusBadRequest, codeInvalidParam, fmt.Sprintf(format, args...))
+	}
+	if want := ex.match.Params["room_id"]; pdu.RoomID != want {
+		return invalid("event room_id %q does not match the path room %q", pdu.RoomID, want)
+	}
+	if want := ex.match.Params["event_id"]; c.eventID != want {
+		return invalid("event ID %q does not match the path event %q", c.eventID, want)
+	}
+	if pdu.Type != "m.room.member" {
+		return invalid("event type %q is not m.room.member", pdu.Type)
+	}
+	content := pdu.Content
+	membership, _ := content.GetString("membership")
+	if want := membershipOf[route]; membership != want {
+		return invalid("membership %q is not %q", membership, want)
+	}
+	if pdu.SenderServer != ex.origin && !thirdPartyInvite(route, content) {
+		return invalid("sender %q is not on the requesting server %s", pdu.Sender, ex.origin)
+	}
+	if pdu.StateKey == nil {
+		return invalid("membership event has no state_key")
+	}
+	if membership == "invite" {
+		if !g.isLocal(serverOf(*pdu.StateKey)) {
+			return invalid("invited user %q is not on this server", *pdu.StateKey)
+		}
+		return nil
+	}
+	if *pdu.StateKey != pdu.Sender {
+		return invalid("state_key %q is not the sender %q", *pdu.StateKey, pdu.Sender)
+	}
+	return nil
+}
+
+// thirdPartyInvite reports whether an invite was made through a
+// third-party invite, whose sender may be on another server.
+func thirdPartyInvite(route string, content canonicaljson.Value) bool {
+	if membershipOf[route] != "invite" {
+		return false
+	}
+	return content.Has("third_party_invite")
+}

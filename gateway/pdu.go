@@ -1,0 +1,166 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/bordergate/bordergate/gateway/canonicaljson"
+	"github.com/bordergate/bordergate/gateway/decisionlog"
+	"github.com/bordergate/bordergate/gateway/events"
+	"github.com/bordergate/bordergate/gateway/servername"
+	"github.com/bordergate/bordergate/policy"
+)
+
+// pduContext is what the caller knows about a PDU beyond its JSON.
+type pduContext struct {
+	transaction policy.Transaction
+	// version and source name the room version when the request states it,
+	// as an invite does.
+	version string
+	source  policy.VersionSource
+}
+
+// checkedPDU is the outcome of verifying and deciding one PDU.
+type checkedPDU struct {
+	record  *decisionlog.Record
+	eventID string
+	pdu     *events.PDU
+	rv      *events.RoomVersion
+	allowed bool
+	// verifyFailed is set when the PDU failed format or signature checks,
+	// as opposed to being denied by policy.
+	verifyFailed bool
+	reason       string
+}
+
+// checkPDU resolves the room version of one PDU, verifies its format,
+// content hash, signatures and event ID, and asks the PDU policy. The
+// record says which of these failed.
+func (g *Gateway) checkPDU(ctx context.Context, ex *exchange, raw canonicaljson.Value, pc pduContext) *checkedPDU {
+	rec := g.newRecord(policy.KindPDU, ex)
+	c := &checkedPDU{record: rec}
+	fail := func(reason string) *checkedPDU {
+		c.verifyFailed, c.reason = true, reason
+		rec.Action, rec.Allow = actionRejected, false
+		rec.Error = reason
+		rec.Result = map[string]any{"allow": false, "reasons": []string{reason}}
+		return c
+	}
+	if raw.Kind() != canonicaljson.Object {
+		return fail("PDU is not a JSON object")
+	}
+	roomID, _ := raw.GetString("room_id")
+	eventType, _ := raw.GetString("type")
+	rec.Matrix.RoomID, rec.Matrix.EventType = roomID, eventType
+	rec.Matrix.Sender, _ = raw.GetString("sender")
+	if id, ok := raw.GetString("event_id"); ok {
+		rec.Matrix.EventID = id
+	}
+
+	rv, room := g.resolveRoomVersion(raw, roomID, pc)
+	rec.Matrix.RoomVersion, rec.Matrix.RoomVersionSource = room.Version, string(room.VersionSource)
+	if rv == nil {
+		c.eventID = rec.Matrix.EventID
+		return fail(fmt.Sprintf("room version of %s is not known to the gateway", describeRoom(roomID)))
+	}
+	c.rv = rv
+	if id, err := events.EventID(raw, rv); err == nil {
+		c.eventID = id
+		rec.Matrix.EventID = id
+	}
+	pdu, err := events.ParsePDU(raw, rv)
+	if err != nil {
+		return fail(err.Error())
+	}
+	c.pdu = pdu
+	res := events.Verify(ctx, pdu, g.keys)
+	c.eventID, rec.Matrix.EventID = res.EventID, res.EventID
+	if res.Err != nil {
+		return fail("event verification failed: " + res.Err.Error())
+	}
+	g.learnFromPDU(ctx, pdu, rv)
+
+	input := g.pduInput(ex, pc, room, pdu, res)
+	rec.Input = input
+	decision, err := g.policy.Decide(ctx, policy.KindPDU, input)
+	if err != nil {
+		return fail("policy evaluation failed: " + err.Error())
+	}
+	rec.Result, rec.Allow = decisionResult(decision), decision.Allow
+	c.allowed = decision.Allow
+	if !decision.Allow {
+		c.reason = "denied by policy: " + joinReasons(decision.Reasons)
+		rec.Action = actionDenied
+	}
+	return c
+}
+
+func describeRoom(roomID string) string {
+	if roomID == "" {
+		return "the event's room"
+	}
+	return "room " + roomID
+}
+
+// pduInput builds the PDU policy input. The content is the redacted one
+// when the content hash failed, so that policy never reads unverified
+// content.
+func (g *Gateway) pduInput(ex *exchange, pc pduContext, room policy.Room, pdu *events.PDU, res events.Result) *policy.PDUInput {
+	in := policy.NewPDUInput(policy.DirectionInbound, g.now())
+	in.Request, in.Origin, in.Destination, in.TLS = g.commonInput(ex)
+	in.Transaction = pc.transaction
+	room.RoomID = pdu.RoomID
+	in.Room = room
+
+	content := pdu.Content
+	if !res.ContentHashValid {
+		content, _ = res.Redacted.Get("content")
+	}
+	contentMap, _ := content.Interface().(map[string]any)
+	if contentMap == nil {
+		contentMap = map[string]any{}
+	}
+	in.PDU = policy.PDU{
+		EventID:        res.EventID,
+		Type:           pdu.Type,
+		StateKey:       pdu.StateKey,
+		Sender:         pdu.Sender,
+		SenderServer:   pdu.SenderServer,
+		OriginServerTS: pdu.OriginServerTS,
+		Content:        contentMap,
+		Redacts:        pdu.Redacts,
+		Depth:          pdu.Depth,
+		PrevEvents:     pdu.PrevEvents,
+		AuthEvents:     pdu.AuthEvents,
+	}
+	in.Verified = policy.Verified{
+		Format:          true,
+		Signatures:      true,
+		ContentHash:     res.ContentHashValid,
+		EventID:         true,
+		SignedBy:        res.SignedBy,
+		RedactedForHash: !res.ContentHashValid,
+	}
+	in.SenderEntry = g.lookupEntry(pdu.SenderServer)
+	in.SenderLocal = g.isLocal(pdu.SenderServer)
+	return in
+}
+
+// isLocal reports whether serverName is one of the local server names.
+func (g *Gateway) isLocal(serverName string) bool {
+	for _, n := range g.cfg.ServerNames {
+		if n == serverName {
+			return true
+		}
+	}
+	return false
+}
+
+// serverOf returns the server part of a user, room or alias ID, or "".
+func serverOf(id string) string {
+	s, err := servername.FromID(id)
+	if err != nil {
+		return ""
+	}
+	return s
+}

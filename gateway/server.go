@@ -1,0 +1,245 @@
+// Package gateway is the bordergate server: it authenticates, verifies and
+// decides every inbound federation request, PDU and EDU, records each
+// decision, and forwards what is allowed to the local homeserver.
+package gateway
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/bordergate/bordergate/certs"
+	"github.com/bordergate/bordergate/gateway/decisionlog"
+	"github.com/bordergate/bordergate/gateway/keys"
+	"github.com/bordergate/bordergate/gateway/store"
+	"github.com/bordergate/bordergate/policy"
+)
+
+// keyRing is what the pipeline needs of the key ring.
+type keyRing interface {
+	keys.Lookup
+	// RefreshServer refetches the keys of serverName.
+	RefreshServer(ctx context.Context, serverName string) error
+}
+
+// Gateway is the inbound federation gateway. It is an http.Handler for
+// the inbound listener.
+type Gateway struct {
+	cfg       *Config
+	log       *slog.Logger
+	store     *store.Store
+	keys      keyRing
+	policy    *policy.Engine
+	decisions *decisionlog.Writer
+	forward   *forwarder
+	tls       *tls.Config
+	now       func() time.Time
+}
+
+// New builds a gateway from a validated configuration: it loads the
+// allow-list, the rooms table and the policy, and opens the decision log.
+func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Gateway, error) {
+	g := &Gateway{cfg: cfg, log: log, now: time.Now}
+	if err := g.open(ctx); err != nil {
+		g.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *Gateway) open(ctx context.Context) error {
+	var err error
+	if g.store, err = openStore(g.cfg, g.log); err != nil {
+		return err
+	}
+	if g.keys, err = newKeyRing(g.cfg, g.store, g.log); err != nil {
+		return err
+	}
+	g.policy, err = policy.New(ctx, policy.Config{
+		Paths:    g.cfg.Policy.Paths,
+		DataFile: g.cfg.Policy.DataFile,
+		Logger:   g.log.With(keyComponent, "policy"),
+	})
+	if err != nil {
+		return fmt.Errorf("load policy: %w", err)
+	}
+	if g.decisions, err = openDecisionLog(g.cfg, g.log); err != nil {
+		return err
+	}
+	if g.forward, err = newForwarder(g.cfg.Homeserver); err != nil {
+		return err
+	}
+	tlsCfg := g.cfg.Inbound.TLS
+	g.tls, err = certs.ServerTLSConfig(tlsCfg.CertFile, tlsCfg.KeyFile, tlsCfg.ClientCAFile)
+	if err != nil {
+		return fmt.Errorf("inbound tls: %w", err)
+	}
+	return nil
+}
+
+func openStore(cfg *Config, log *slog.Logger) (*store.Store, error) {
+	st, err := store.New(store.Options{StateDir: cfg.StateDir, Logger: log.With(keyComponent, "store")})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	entries, err := store.LoadAllowlist(cfg.Allowlist.File)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("load allow-list: %w", err)
+	}
+	if err := st.ReplaceAllowlist(entries); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("load allow-list: %w", err)
+	}
+	if cfg.Rooms.SeedFile != "" {
+		if err := st.SeedRooms(cfg.Rooms.SeedFile); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("seed rooms: %w", err)
+		}
+	}
+	log.Info("allow-list loaded", keyFile, cfg.Allowlist.File, keyCount, len(entries))
+	return st, nil
+}
+
+func openDecisionLog(cfg *Config, log *slog.Logger) (*decisionlog.Writer, error) {
+	masker := decisionlog.DefaultMasker()
+	if len(cfg.DecisionLog.Mask) > 0 {
+		var err error
+		if masker, err = decisionlog.NewMasker(cfg.DecisionLog.Mask); err != nil {
+			return nil, fmt.Errorf("decision_log.mask: %w", err)
+		}
+	}
+	w, err := decisionlog.Open(decisionlog.Options{
+		Path:   cfg.DecisionLog.File,
+		Sync:   decisionlog.SyncMode(cfg.DecisionLog.Sync),
+		Masker: masker,
+		Logger: log.With(keyComponent, "decisionlog"),
+		Labels: map[string]string{"server_name": cfg.ServerNames[0]},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open decision log: %w", err)
+	}
+	return w, nil
+}
+
+func newKeyRing(cfg *Config, st *store.Store, log *slog.Logger) (*keys.Ring, error) {
+	notaries, err := notaryConfig(cfg.Keys.NotaryServers)
+	if err != nil {
+		return nil, err
+	}
+	var allowed []netip.Prefix
+	for _, p := range cfg.Keys.AllowedNetworks {
+		allowed = append(allowed, netip.MustParsePrefix(p))
+	}
+	ringCfg := keys.Config{
+		Entries:         entryInfo(st),
+		Notaries:        notaries,
+		AllowPrivate:    cfg.Keys.AllowPrivateNetworks,
+		AllowedNetworks: allowed,
+		FetchTimeout:    cfg.Keys.FetchTimeout,
+		Logger:          log.With(keyComponent, "keys"),
+	}
+	if cfg.Keys.CAFile != "" {
+		if ringCfg.RootCAs, err = certs.LoadCertPool(cfg.Keys.CAFile); err != nil {
+			return nil, fmt.Errorf("keys.ca_file: %w", err)
+		}
+	}
+	ring, err := keys.NewRing(ringCfg)
+	if err != nil {
+		return nil, fmt.Errorf("key ring: %w", err)
+	}
+	return ring, nil
+}
+
+// entryInfo adapts the allow-list to what the key ring reads of it.
+func entryInfo(st *store.Store) func(string) (keys.EntryInfo, bool) {
+	return func(serverName string) (keys.EntryInfo, bool) {
+		e, ok := st.Lookup(serverName)
+		if !ok {
+			return keys.EntryInfo{}, false
+		}
+		info := keys.EntryInfo{RevokedKeys: e.RevokedKeys, Address: e.Address, PinnedKeys: map[string]ed25519.PublicKey{}}
+		for id := range e.PinnedKeys {
+			if pub, ok := e.PinnedKey(id); ok {
+				info.PinnedKeys[id] = pub
+			}
+		}
+		return info, true
+	}
+}
+
+func notaryConfig(list []NotaryConfig) ([]keys.Notary, error) {
+	out := make([]keys.Notary, 0, len(list))
+	for i, n := range list {
+		notary := keys.Notary{ServerName: n.ServerName, Address: n.Address, Keys: map[string]ed25519.PublicKey{}}
+		for id, encoded := range n.Keys {
+			pub, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(encoded, "="))
+			if err != nil || len(pub) != ed25519.PublicKeySize {
+				return nil, bad(fmt.Sprintf("keys.notary_servers[%d].keys[%s]", i, id), "not a base64 Ed25519 public key",
+					"write the 43-character unpadded base64 key from the notary's /_matrix/key/v2/server")
+			}
+			notary.Keys[id] = pub
+		}
+		out = append(out, notary)
+	}
+	return out, nil
+}
+
+// Serve accepts federation connections on the inbound listener until ctx
+// ends, then shuts down gracefully.
+func (g *Gateway) Serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", g.cfg.Inbound.Listen)
+	if err != nil {
+		return fmt.Errorf("inbound listener: %w", err)
+	}
+	return g.ServeListener(ctx, ln)
+}
+
+// ServeListener is [Gateway.Serve] on an existing listener.
+func (g *Gateway) ServeListener(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           g,
+		TLSConfig:         g.tls,
+		ReadHeaderTimeout: g.cfg.Inbound.ReadHeaderTimeout,
+		IdleTimeout:       g.cfg.Inbound.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(g.log.With(keyComponent, "http").Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}()
+	g.log.Info("inbound listener started", keyAddress, ln.Addr().String(), keyServerNames, g.cfg.ServerNames)
+	err := srv.ServeTLS(ln, "", "")
+	if errors.Is(err, http.ErrServerClosed) {
+		<-done
+		g.log.Info("inbound listener stopped", keyAddress, ln.Addr().String())
+		return nil
+	}
+	return fmt.Errorf("inbound listener: %w", err)
+}
+
+// Close releases the decision log and the store.
+func (g *Gateway) Close() error {
+	var errs []error
+	if g.decisions != nil {
+		errs = append(errs, g.decisions.Close())
+	}
+	if g.store != nil {
+		errs = append(errs, g.store.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,127 @@
+// Package store keeps the gateway's allow-list of federated servers and the
+// room versions it has learned, in an in-memory go-memdb database.
+//
+// Lookups take no lock, because go-memdb gives every read transaction an
+// immutable snapshot. A new allow-list replaces the old one in a single
+// write transaction, so a lookup reads either the old list or the new one.
+// Learned room versions can persist in an append-only file in a state
+// directory, so that a restarted gateway still has them.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// Table and index names of the database.
+const (
+	tableServers     = "servers"
+	tableGlobLengths = "glob_lengths"
+	tableRooms       = "rooms"
+
+	indexID         = "id"
+	indexGlobSuffix = "glob_suffix"
+)
+
+// Options configures a [Store].
+type Options struct {
+	// StateDir is the directory in which learned rooms persist, in the
+	// file rooms.jsonl. The directory is created when missing. Empty keeps
+	// rooms in memory only. Only one process may use a state directory at
+	// a time, which the store does not check.
+	StateDir string
+	// Logger receives the store's log records, such as warnings about the
+	// rooms file. The store adds no component attribute. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Store holds the allow-list and the rooms table. Its methods are safe for
+// concurrent use. Objects inside the database are never modified after
+// insertion, and every method returns copies.
+type Store struct {
+	db   *memdb.MemDB
+	log  *slog.Logger
+	file *roomFile // nil without a state directory
+}
+
+// New returns a store with an empty allow-list. With Options.StateDir set, it
+// loads the rooms recorded there, and fails on a record that is not valid.
+func New(opts Options) (*Store, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		return nil, fmt.Errorf("create database: %w", err)
+	}
+	s := &Store{db: db, log: log}
+	if opts.StateDir == "" {
+		return s, nil
+	}
+
+	file, rooms, err := openRoomFile(opts.StateDir, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.insertRooms(rooms); err != nil {
+		return nil, errors.Join(err, file.close())
+	}
+	s.file = file
+	log.Info("rooms loaded", "path", file.path, "room_count", len(rooms))
+	return s, nil
+}
+
+// Close closes the rooms file. The store must not be used afterwards.
+func (s *Store) Close() error {
+	if s.file == nil {
+		return nil
+	}
+	return s.file.close()
+}
+
+func schema() *memdb.DBSchema {
+	return &memdb.DBSchema{
+		Tables: map[string]*memdb.TableSchema{
+			tableServers: {
+				Name: tableServers,
+				Indexes: map[string]*memdb.IndexSchema{
+					indexID: {
+						Name:    indexID,
+						Unique:  true,
+						Indexer: &memdb.StringFieldIndex{Field: "Key"},
+					},
+					indexGlobSuffix: {
+						Name:         indexGlobSuffix,
+						AllowMissing: true,
+						Indexer:      globSuffixIndex{},
+					},
+				},
+			},
+			tableGlobLengths: {
+				Name: tableGlobLengths,
+				Indexes: map[string]*memdb.IndexSchema{
+					indexID: {
+						Name:    indexID,
+						Unique:  true,
+						Indexer: &memdb.IntFieldIndex{Field: "Length"},
+					},
+				},
+			},
+			tableRooms: {
+				Name: tableRooms,
+				Indexes: map[string]*memdb.IndexSchema{
+					indexID: {
+						Name:    indexID,
+						Unique:  true,
+						Indexer: &memdb.StringFieldIndex{Field: "RoomID"},
+					},
+				},
+			},
+		},
+	}
+}

@@ -1,0 +1,180 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/bordergate/bordergate/gateway/canonicaljson"
+	"github.com/bordergate/bordergate/gateway/decisionlog"
+	"github.com/bordergate/bordergate/policy"
+)
+
+// Transaction limits of PUT /_matrix/federation/v1/send.
+const (
+	maxTransactionPDUs = 50
+	maxTransactionEDUs = 100
+)
+
+// transaction is the envelope of a /send body.
+type transaction struct {
+	txnID string
+	pdus  []canonicaljson.Value
+	edus  []canonicaljson.Value
+}
+
+// itemOutcome is what was decided for one PDU or EDU of a transaction,
+// kept apart from what is sent onward.
+type itemOutcome struct {
+	record *decisionlog.Record
+	// eventID is empty for EDUs and for PDUs whose ID cannot be computed.
+	eventID string
+	allowed bool
+	// reason explains a refusal in the per-PDU answer.
+	reason string
+}
+
+// handleTransaction decides every PDU and EDU of a /send. When all are
+// allowed the body is forwarded unchanged; otherwise nothing is forwarded,
+// because the origin's signature covers the whole body, and the origin
+// gets 200 with an error for each PDU.
+func (g *Gateway) handleTransaction(ctx context.Context, ex *exchange, w http.ResponseWriter) error {
+	txn, err := parseTransaction(ex)
+	if err != nil {
+		return err
+	}
+	outcomes := make([]*itemOutcome, 0, len(txn.pdus)+len(txn.edus))
+	for i, raw := range txn.pdus {
+		outcomes = append(outcomes, g.checkTransactionPDU(ctx, ex, txn, i, raw))
+	}
+	for i, raw := range txn.edus {
+		outcomes = append(outcomes, g.checkEDU(ctx, ex, txn, i, raw))
+	}
+	var refusals []string
+	for _, o := range outcomes {
+		ex.items = append(ex.items, o.record)
+		if !o.allowed {
+			refusals = append(refusals, o.record.DecisionID)
+		}
+	}
+	if len(refusals) == 0 {
+		return g.forwardTransaction(ctx, ex, w, outcomes)
+	}
+	g.withholdTransaction(ctx, ex, w, outcomes, refusals)
+	return nil
+}
+
+// parseTransaction checks the envelope. Problems with single PDUs or EDUs
+// never fail the envelope; they are decided item by item.
+func parseTransaction(ex *exchange) (*transaction, error) {
+	body := ex.content
+	origin, ok := body.GetString("origin")
+	if !ok {
+		return nil, newError(http.StatusBadRequest, codeBadJSON, "transaction has no string origin")
+	}
+	if origin != ex.origin {
+		return nil, newError(http.StatusForbidden, codeForbidden,
+			fmt.Sprintf("transaction origin %q does not match the authenticated origin %q", origin, ex.origin))
+	}
+	if ts, ok := body.Get("origin_server_ts"); !ok || ts.Kind() != canonicaljson.Number {
+		return nil, newError(http.StatusBadRequest, codeBadJSON, "transaction has no numeric origin_server_ts")
+	}
+	pdus, ok := body.Get("pdus")
+	if !ok || pdus.Kind() != canonicaljson.Array {
+		return nil, newError(http.StatusBadRequest, codeBadJSON, "transaction has no pdus array")
+	}
+	if pdus.Len() > maxTransactionPDUs {
+		return nil, newError(http.StatusBadRequest, codeBadJSON,
+			fmt.Sprintf("transaction has %d PDUs; at most %d are allowed", pdus.Len(), maxTransactionPDUs))
+	}
+	txn := &transaction{txnID: ex.match.Params["txn_id"], pdus: pdus.Items()}
+	if edus, ok := body.Get("edus"); ok {
+		if edus.Kind() != canonicaljson.Array {
+			return nil, newError(http.StatusBadRequest, codeBadJSON, "transaction edus is not an array")
+		}
+		if edus.Len() > maxTransactionEDUs {
+			return nil, newError(http.StatusBadRequest, codeBadJSON,
+				fmt.Sprintf("transaction has %d EDUs; at most %d are allowed", edus.Len(), maxTransactionEDUs))
+		}
+		txn.edus = edus.Items()
+	}
+	return txn, nil
+}
+
+func (txn *transaction) policyInfo() policy.Transaction {
+	return policy.Transaction{TxnID: txn.txnID, PDUCount: len(txn.pdus), EDUCount: len(txn.edus)}
+}
+
+// checkTransactionPDU verifies and decides one PDU of a transaction.
+func (g *Gateway) checkTransactionPDU(ctx context.Context, ex *exchange, txn *transaction, index int, raw canonicaljson.Value) *itemOutcome {
+	checked := g.checkPDU(ctx, ex, raw, pduContext{transaction: txn.policyInfo()})
+	o := &itemOutcome{record: checked.record, eventID: checked.eventID, allowed: checked.allowed, reason: checked.reason}
+	if o.eventID == "" {
+		o.record.Error = appendNote(o.record.Error, fmt.Sprintf("PDU %d of the transaction has no computable event ID", index))
+	}
+	return o
+}
+
+func appendNote(existing, note string) string {
+	if existing == "" {
+		return note
+	}
+	return existing + "; " + note
+}
+
+// forwardTransaction passes the unchanged body to the homeserver and its
+// answer, per-PDU results included, back to the origin.
+func (g *Gateway) forwardTransaction(ctx context.Context, ex *exchange, w http.ResponseWriter, outcomes []*itemOutcome) error {
+	for _, o := range outcomes {
+		o.record.Action = actionForward
+	}
+	rec := g.requestRecord(ex)
+	rec.Action = actionForward
+	// Item records are durable before the homeserver sees the items.
+	items := ex.items
+	ex.items = nil
+	g.writeRecords(ctx, items)
+
+	resp, err := g.forward.forward(ctx, ex.r, ex.body, maxResponseBytes)
+	if err != nil {
+		return err
+	}
+	rec.Status = resp.status
+	g.finish(ctx, ex)
+	writeForwarded(w, resp, rec.DecisionID)
+	return nil
+}
+
+// withholdTransaction answers the origin itself: 200 with an error for
+// every PDU, so that the origin does not retry the transaction, and a
+// record for every withheld item saying why.
+func (g *Gateway) withholdTransaction(ctx context.Context, ex *exchange, w http.ResponseWriter, outcomes []*itemOutcome, refusals []string) {
+	pdus := make(map[string]any, len(outcomes))
+	for _, o := range outcomes {
+		if o.allowed {
+			o.record.Action = actionWithheld
+			o.record.WithheldBy = refusals[0]
+			o.reason = fmt.Sprintf("withheld: another item of this transaction was refused (decision_id %s)", refusals[0])
+		}
+		if o.eventID == "" {
+			continue
+		}
+		pdus[o.eventID] = map[string]string{"error": o.reason, "decision_id": o.record.DecisionID}
+	}
+	rec := g.requestRecord(ex)
+	rec.Action = actionAnswered
+	rec.Status = http.StatusOK
+	rec.WithheldBy = refusals[0]
+	g.finish(ctx, ex)
+	w.Header().Set(headerDecisionID, rec.DecisionID)
+	writeJSON(w, http.StatusOK, map[string]any{"pdus": pdus})
+}
+
+func (g *Gateway) writeRecords(ctx context.Context, records []*decisionlog.Record) {
+	ctx = context.WithoutCancel(ctx)
+	for _, rec := range records {
+		if err := g.decisions.Write(ctx, rec); err != nil {
+			g.log.Error("decision record not written", keyDecisionID, rec.DecisionID, keyErr, err)
+		}
+	}
+}
