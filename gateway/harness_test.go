@@ -89,10 +89,12 @@ type testGateway struct {
 	logPath string
 	key     ed25519.PrivateKey
 	dir     string
+	ca      *certs.CA
 }
 
 type gatewayOptions struct {
-	// extraAllowlist is appended to the allow-list file.
+	// extraAllowlist is appended to the allow-list file, with REMOTE_KEY
+	// replaced by the remote server's public key.
 	extraAllowlist string
 	// policyData is the policy data file.
 	policyData string
@@ -126,7 +128,8 @@ func startGateway(t *testing.T, opts gatewayOptions) *testGateway {
     administration: Ministry One
     pinned_keys: {%q: %q}
     endpoints: ["*"]
-%s`, remoteName, remoteKeyID, base64.RawStdEncoding.EncodeToString(pub), opts.extraAllowlist))
+%s`, remoteName, remoteKeyID, base64.RawStdEncoding.EncodeToString(pub),
+		strings.ReplaceAll(opts.extraAllowlist, "REMOTE_KEY", base64.RawStdEncoding.EncodeToString(pub))))
 	data := opts.policyData
 	if data == "" {
 		data = `{"denied_event_types": ["com.example.forbidden"]}`
@@ -191,7 +194,7 @@ decision_log: {file: decisions.jsonl}
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "hs2.test"}}}
 	return &testGateway{
 		t: t, gw: gw, url: "https://" + ln.Addr().String(), client: client, hs: hs, hsURL: hsURL,
-		logPath: filepath.Join(dir, "decisions.jsonl"), key: priv, dir: dir,
+		logPath: filepath.Join(dir, "decisions.jsonl"), key: priv, dir: dir, ca: ca,
 	}
 }
 
@@ -209,6 +212,25 @@ func writeFile(t *testing.T, dir, name, content string) {
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// withClientCertificate returns a copy of tg whose client presents a
+// certificate naming serverName, issued by the test CA.
+func (tg *testGateway) withClientCertificate(serverName string) *testGateway {
+	tg.t.Helper()
+	certPEM, keyPEM, err := tg.ca.IssueClient(serverName, time.Hour)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	base := tg.client.Transport.(*http.Transport).TLSClientConfig.Clone()
+	base.Certificates = []tls.Certificate{pair}
+	out := *tg
+	out.client = &http.Client{Transport: &http.Transport{TLSClientConfig: base}}
+	return &out
 }
 
 // request sends a request signed by the remote server's pinned key.

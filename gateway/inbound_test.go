@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"github.com/bordergate/bordergate/gateway/events"
 	"net"
 	"net/http"
 	"strings"
@@ -328,4 +329,112 @@ func TestHomeserverFailures(t *testing.T) {
 			t.Errorf("status = %d, want the homeserver's 503", resp.StatusCode)
 		}
 	})
+}
+
+func TestClientCertificates(t *testing.T) {
+	mtlsEntry := `  - server_name: "hs3.test"
+    pinned_keys: {"ed25519:test1": "REMOTE_KEY"}
+    require_mtls: true
+    endpoints: ["*"]
+`
+	tg := startGateway(t, gatewayOptions{extraAllowlist: mtlsEntry})
+	versionURI := "/_matrix/federation/v1/state_ids/!room:hs1.test:8481?event_id=%24abc"
+	sign := func(origin string) map[string]string {
+		h, err := xmatrix.FormatAuthorization(xmatrix.Sign(tg.key, remoteKeyID, "GET", versionURI, origin, localName, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return map[string]string{"Authorization": h}
+	}
+	tests := []struct {
+		name    string
+		client  *testGateway
+		origin  string
+		status  int
+		message string
+	}{
+		{"certificate names another server", tg.withClientCertificate("other.test"), remoteName, 401, "client certificate does not name the origin hs1.test:8481"},
+		{"certificate names origin", tg.withClientCertificate("hs1.test"), remoteName, 200, ""},
+		{"mTLS required, none sent", tg, "hs3.test", 403, "mutual TLS required for hs3.test"},
+		{"mTLS required and sent", tg.withClientCertificate("hs3.test"), "hs3.test", 200, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tg.hs.body = `{"auth_chain_ids":[],"pdu_ids":[]}`
+			resp, answer := tc.client.raw("GET", versionURI, nil, sign(tc.origin))
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status = %d, want %d; answer %v", resp.StatusCode, tc.status, answer)
+			}
+			if msg, _ := answer["error"].(string); !strings.Contains(msg, tc.message) {
+				t.Errorf("error = %q, want it to contain %q", msg, tc.message)
+			}
+		})
+	}
+}
+
+func TestInviteV2(t *testing.T) {
+	tg := startGateway(t, gatewayOptions{rooms: "[]\n"})
+	rv, _ := events.LookupRoomVersion("11")
+	build := func(membership, stateKey string) (canonicaljson.Value, string) {
+		text := fmt.Sprintf(`{"room_id":"!new:hs1.test:8481","sender":"@alice:%s","type":"m.room.member","state_key":%q,"content":{"membership":%q},"origin_server_ts":%d,"depth":3,"prev_events":["$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],"auth_events":["$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],"hashes":{},"signatures":{}}`,
+			remoteName, stateKey, membership, time.Now().UnixMilli())
+		v, err := canonicaljson.Parse([]byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed, err := events.SignEvent(v, rv, remoteName, remoteKeyID, tg.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := events.EventID(signed, rv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return signed, id
+	}
+	body := func(ev canonicaljson.Value) []byte {
+		return []byte(`{"room_version":"11","event":` + string(canonicaljson.Encode(ev)) + `,"invite_room_state":[]}`)
+	}
+	uri := func(id string) string {
+		return "/_matrix/federation/v2/invite/!new:hs1.test:8481/" + strings.ReplaceAll(id, "$", "%24")
+	}
+
+	invite, inviteID := build("invite", "@bob:"+localName)
+	join, joinID := build("join", "@alice:"+remoteName)
+	foreign, foreignID := build("invite", "@carol:elsewhere.test")
+	tests := []struct {
+		name    string
+		uri     string
+		body    []byte
+		status  int
+		message string
+	}{
+		{"event ID not the path's", uri("$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), body(invite), 400, "does not match the path event"},
+		{"not an invite", uri(joinID), body(join), 400, `membership "join" is not "invite"`},
+		{"invitee not local", uri(foreignID), body(foreign), 400, `invited user "@carol:elsewhere.test" is not on this server`},
+		{"no room version", uri(inviteID), []byte(`{"event":` + string(canonicaljson.Encode(invite)) + `}`), 400, "invite has no string room_version"},
+		{"valid invite", uri(inviteID), body(invite), 200, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tg.hs.body = `{"event":{}}`
+			resp, answer := tg.request(http.MethodPut, tc.uri, tc.body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status = %d, want %d; answer %v", resp.StatusCode, tc.status, answer)
+			}
+			if tc.status != 200 && answer["errcode"] != "M_INVALID_PARAM" && answer["errcode"] != "M_MISSING_PARAM" {
+				t.Errorf("errcode = %v, want M_INVALID_PARAM or M_MISSING_PARAM", answer["errcode"])
+			}
+			if msg, _ := answer["error"].(string); !strings.Contains(msg, tc.message) {
+				t.Errorf("error = %q, want it to contain %q", msg, tc.message)
+			}
+		})
+	}
+	room, ok := tg.gw.store.RoomVersion("!new:hs1.test:8481")
+	if !ok || room.Version != "11" || room.Source != "invite" {
+		t.Errorf("room learned = %+v, %v; want version 11 from the invite", room, ok)
+	}
+	if n := len(tg.hs.received()); n != 1 {
+		t.Errorf("homeserver received %d requests, want only the valid invite", n)
+	}
 }
