@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
+	"github.com/bordergate/bordergate/gateway/events"
 	"github.com/bordergate/bordergate/policy"
 )
 
@@ -56,6 +57,13 @@ func (g *Gateway) handleMembership(ctx context.Context, ex *exchange, w http.Res
 	}
 	if !checked.allowed {
 		return newError(http.StatusForbidden, codeForbidden, checked.reason)
+	}
+	if route == "invite_v2" {
+		if err := g.verifyInviteState(ctx, ex, checked.rv); err != nil {
+			checked.record.Allow, checked.record.Action = false, actionRejected
+			checked.record.Error = err.Error()
+			return err
+		}
 	}
 	checked.record.Action = actionForward
 	if pc.source == policy.VersionSourceInvite {
@@ -137,4 +145,31 @@ func thirdPartyInvite(route string, content canonicaljson.Value) bool {
 		return false
 	}
 	return content.Has("third_party_invite")
+}
+
+// verifyInviteState verifies the full events of a v2 invite's
+// invite_room_state. Entries in the stripped form (type, state_key, sender
+// and content only, as older homeservers send) carry no signature and are
+// passed as they are.
+func (g *Gateway) verifyInviteState(ctx context.Context, ex *exchange, rv *events.RoomVersion) error {
+	state, ok := ex.content.Get("invite_room_state")
+	if !ok {
+		return nil
+	}
+	if state.Kind() != canonicaljson.Array {
+		return newError(http.StatusBadRequest, codeInvalidParam, "invite_room_state is not an array")
+	}
+	for i, entry := range state.Items() {
+		if !entry.Has("hashes") || !entry.Has("signatures") {
+			continue
+		}
+		pdu, err := events.ParsePDU(entry, rv)
+		if err != nil {
+			return newError(http.StatusBadRequest, codeInvalidParam, fmt.Sprintf("invite_room_state[%d]: %v", i, err))
+		}
+		if res := events.Verify(ctx, pdu, listedKeys{g}); res.Err != nil {
+			return newError(http.StatusBadRequest, codeInvalidParam, fmt.Sprintf("invite_room_state[%d]: %v", i, res.Err))
+		}
+	}
+	return nil
 }

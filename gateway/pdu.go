@@ -73,7 +73,7 @@ func (g *Gateway) checkPDU(ctx context.Context, ex *exchange, raw canonicaljson.
 		return fail(err.Error())
 	}
 	c.pdu = pdu
-	res := events.Verify(ctx, pdu, g.keys)
+	res := events.Verify(ctx, pdu, listedKeys{g})
 	c.eventID, rec.Matrix.EventID = res.EventID, res.EventID
 	if res.Err != nil {
 		return fail("event verification failed: " + res.Err.Error())
