@@ -62,24 +62,19 @@ func (ex *exchange) destinationName(g *Gateway) string {
 
 // finish writes every record of the exchange, the items first, and waits
 // until they are durable as the decision log's sync mode promises. It runs
-// once per exchange, before the answer that depends on the records.
-func (g *Gateway) finish(ctx context.Context, ex *exchange) {
+// once per exchange, before the answer that depends on the records. An
+// error means some record is not durable; the caller must then not forward
+// anything.
+func (g *Gateway) finish(ctx context.Context, ex *exchange) error {
 	if ex.request == nil && len(ex.items) == 0 {
-		return
+		return nil
 	}
 	records := ex.items
 	if ex.request != nil {
 		records = append(records, ex.request)
 	}
 	ex.items, ex.request = nil, nil
-	// Records are written even when the origin has gone away, so the
-	// request context is not used to cancel them.
-	ctx = context.WithoutCancel(ctx)
-	for _, rec := range records {
-		if err := g.decisions.Write(ctx, rec); err != nil {
-			g.log.Error("decision record not written", keyDecisionID, rec.DecisionID, keyErr, err)
-		}
-	}
+	return g.writeRecords(ctx, records)
 }
 
 // requestInput builds the request policy input from what the pipeline

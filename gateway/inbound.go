@@ -73,7 +73,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rec.Result == nil {
 		rec.Result = map[string]any{"allow": false, "reasons": []string{me.message}}
 	}
-	g.finish(r.Context(), ex)
+	_ = g.finish(r.Context(), ex)
 	level := slog.LevelInfo
 	if me.status >= 500 {
 		level = slog.LevelWarn
@@ -274,7 +274,9 @@ func (g *Gateway) forwardRequest(ctx context.Context, ex *exchange, w http.Respo
 	rec := g.requestRecord(ex)
 	rec.Action = actionForward
 	if !learnsFromResponse(ex.match.Route.ID) {
-		g.finish(ctx, ex)
+		if err := g.finish(ctx, ex); err != nil {
+			return err
+		}
 		return g.forward.stream(ctx, w, ex.r, ex.body, rec.DecisionID)
 	}
 	resp, err := g.forward.forward(ctx, ex.r, ex.body, maxResponseBytes)
@@ -285,7 +287,9 @@ func (g *Gateway) forwardRequest(ctx context.Context, ex *exchange, w http.Respo
 		g.learnFromTemplate(ctx, ex, resp.body)
 	}
 	rec.Status = resp.status
-	g.finish(ctx, ex)
+	if err := g.finish(ctx, ex); err != nil {
+		return err
+	}
 	writeForwarded(w, resp, rec.DecisionID)
 	return nil
 }

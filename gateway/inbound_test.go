@@ -440,3 +440,23 @@ func TestInviteV2(t *testing.T) {
 		t.Errorf("homeserver received %d requests, want only the valid invite", n)
 	}
 }
+
+func TestDecisionLogFailureForwardsNothing(t *testing.T) {
+	tg := startGateway(t, gatewayOptions{})
+	// A closed writer refuses every record, as a full or failed disk would.
+	if err := tg.gw.decisions.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pdu := tg.event("m.room.message", `{"body":"x","msgtype":"m.text"}`, 5)
+	resp, answer := tg.request(http.MethodPut, "/_matrix/federation/v1/send/l1", transactionBody([]canonicaljson.Value{pdu}, ""))
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("status = %d, want 503 so that the origin retries; answer %v", resp.StatusCode, answer)
+	}
+	resp, _ = tg.raw("GET", "/_matrix/key/v2/server", nil, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("key server status = %d, want 503", resp.StatusCode)
+	}
+	if n := len(tg.hs.received()); n != 0 {
+		t.Errorf("homeserver received %d requests, want none", n)
+	}
+}

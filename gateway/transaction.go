@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
 	"github.com/bordergate/bordergate/gateway/decisionlog"
@@ -133,14 +135,16 @@ func (g *Gateway) forwardTransaction(ctx context.Context, ex *exchange, w http.R
 	// Item records are durable before the homeserver sees the items.
 	items := ex.items
 	ex.items = nil
-	g.writeRecords(ctx, items)
+	if err := g.writeRecords(ctx, items); err != nil {
+		return err
+	}
 
 	resp, err := g.forward.forward(ctx, ex.r, ex.body, maxResponseBytes)
 	if err != nil {
 		return err
 	}
 	rec.Status = resp.status
-	g.finish(ctx, ex)
+	_ = g.finish(ctx, ex)
 	writeForwarded(w, resp, rec.DecisionID)
 	return nil
 }
@@ -165,16 +169,31 @@ func (g *Gateway) withholdTransaction(ctx context.Context, ex *exchange, w http.
 	rec.Action = actionAnswered
 	rec.Status = http.StatusOK
 	rec.WithheldBy = refusals[0]
-	g.finish(ctx, ex)
+	_ = g.finish(ctx, ex)
 	w.Header().Set(headerDecisionID, rec.DecisionID)
 	writeJSON(w, http.StatusOK, map[string]any{"pdus": pdus})
 }
 
-func (g *Gateway) writeRecords(ctx context.Context, records []*decisionlog.Record) {
+// writeRecords writes records concurrently, so that the decision log
+// commits them in one batch with one fsync, and returns once all are
+// written.
+func (g *Gateway) writeRecords(ctx context.Context, records []*decisionlog.Record) error {
 	ctx = context.WithoutCancel(ctx)
-	for _, rec := range records {
-		if err := g.decisions.Write(ctx, rec); err != nil {
-			g.log.Error("decision record not written", keyDecisionID, rec.DecisionID, keyErr, err)
-		}
+	var wg sync.WaitGroup
+	errs := make([]error, len(records))
+	for i, rec := range records {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.decisions.Write(ctx, rec); err != nil {
+				g.log.Error("decision record not written", keyDecisionID, rec.DecisionID, keyErr, err)
+				errs[i] = err
+			}
+		}()
 	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return wrapError(http.StatusServiceUnavailable, codeUnknown, "decision log unavailable", err)
+	}
+	return nil
 }
