@@ -1,0 +1,71 @@
+package testfed
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bordergate/bordergate/certs"
+)
+
+// certValidity is the lifetime of the test CA and its certificates.
+const certValidity = 24 * time.Hour
+
+// newTestCA creates the federation's CA and writes its certificate to
+// dir/ca.pem, the trust bundle that every process of the federation gets.
+func newTestCA(dir string) (*certs.CA, string, error) {
+	ca, err := certs.NewCA("bordergate e2e test CA", certValidity)
+	if err != nil {
+		return nil, "", err
+	}
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, ca.CertPEM(), 0o644); err != nil {
+		return nil, "", fmt.Errorf("write CA certificate: %w", err)
+	}
+	return ca, caFile, nil
+}
+
+// writeServerCert issues a server certificate for names and writes it to
+// dir/BASE.pem and its key to dir/BASE-key.pem.
+func writeServerCert(ca *certs.CA, dir, base string, names ...string) (certFile, keyFile string, err error) {
+	certPEM, keyPEM, err := ca.IssueServer(names, certValidity)
+	if err != nil {
+		return "", "", err
+	}
+	certFile = filepath.Join(dir, base+".pem")
+	keyFile = filepath.Join(dir, base+"-key.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+		return "", "", fmt.Errorf("write certificate: %w", err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return "", "", fmt.Errorf("write key: %w", err)
+	}
+	return certFile, keyFile, nil
+}
+
+// newHTTPClient returns an HTTP client that trusts only ca.
+func newHTTPClient(ca *certs.CA) *http.Client {
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Certificate())
+	transport := &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		MaxIdleConnsPerHost: 8,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &http.Client{Transport: transport, Timeout: 2 * time.Minute}
+}
+
+// serverNameHost returns the host part of a Matrix server name: without the
+// port, and without the brackets of an IPv6 literal.
+func serverNameHost(serverName string) string {
+	if host, _, err := net.SplitHostPort(serverName); err == nil {
+		return host
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(serverName, "["), "]")
+}
