@@ -1,9 +1,6 @@
 package decisionlog
 
-import (
-	"fmt"
-	"os"
-)
+import "fmt"
 
 // failureLogInterval is how many consecutive failed batches the commit
 // goroutine counts between two log entries, after logging the first.
@@ -12,8 +9,8 @@ const failureLogInterval = 100
 // run is the commit goroutine. It takes the first queued request, adds the
 // records queued behind it to the same batch, writes and syncs the batch,
 // and then reports the result to every writer in the batch. Records queued
-// during one commit form the next batch, so the number of fsync calls grows
-// with the number of commits, not with the number of records.
+// during one commit form the next batch, so under concurrent load one fsync
+// covers many records.
 func (w *Writer) run() {
 	defer close(w.stopped)
 
@@ -76,9 +73,9 @@ func (w *Writer) collect(first *request) bool {
 func (w *Writer) commit() error {
 	w.buffer = w.buffer[:0]
 	if w.partialTail {
-		// End the partial line that a failed write left behind, so that
-		// only that line is malformed and not the first record of this
-		// batch too.
+		// End the partial line that a failed write or a crash left
+		// behind, so that only that line is malformed and not the first
+		// record of this batch too.
 		w.buffer = append(w.buffer, '\n')
 	}
 	for _, req := range w.batch {
@@ -147,7 +144,7 @@ func (w *Writer) commitFailed(op string, err error) error {
 
 // reopenFile opens w.path again and closes the previous file.
 func (w *Writer) reopenFile() error {
-	file, err := w.open(w.path, w.sync == SyncAlways)
+	file, partialTail, err := w.openFile()
 	if err != nil {
 		w.logger.Error("decision log reopen failed", "path", w.path, "err", err)
 		return err
@@ -155,9 +152,7 @@ func (w *Writer) reopenFile() error {
 
 	previous := w.file
 	w.file = file
-	if w.partialTail && !sameFile(previous, file) {
-		w.partialTail = false
-	}
+	w.partialTail = partialTail
 	if err := syncAndClose(previous); err != nil {
 		// The records written to the previous file were already reported
 		// as written, so the error only goes to the log.
@@ -167,6 +162,20 @@ func (w *Writer) reopenFile() error {
 	return nil
 }
 
+// openFile opens w.path and reports whether the file ends in a partial line.
+func (w *Writer) openFile() (logFile, bool, error) {
+	file, err := w.open(w.path, w.sync == SyncAlways)
+	if err != nil {
+		return nil, false, err
+	}
+	partialTail, err := endsMidLine(file)
+	if err != nil {
+		_ = file.Close()
+		return nil, false, err
+	}
+	return file, partialTail, nil
+}
+
 // closeFile syncs and closes the file after the commit goroutine stopped.
 func (w *Writer) closeFile() error {
 	if err := syncAndClose(w.file); err != nil {
@@ -174,15 +183,4 @@ func (w *Writer) closeFile() error {
 		return fmt.Errorf("close decision log: %w", err)
 	}
 	return nil
-}
-
-// sameFile reports whether a and b are the same file, and false when either
-// cannot be examined.
-func sameFile(a, b logFile) bool {
-	infoA, errA := a.Stat()
-	infoB, errB := b.Stat()
-	if errA != nil || errB != nil {
-		return false
-	}
-	return os.SameFile(infoA, infoB)
 }

@@ -20,6 +20,7 @@ const (
 // wrap a real *os.File to count calls and inject faults.
 type logFile interface {
 	io.Writer
+	io.ReaderAt
 	Sync() error
 	Stat() (fs.FileInfo, error)
 	Truncate(size int64) error
@@ -94,9 +95,10 @@ func makeDirs(dir string) ([]string, error) {
 
 // openAppend opens path for appending and reports whether it created the
 // file. It rejects anything but a regular file, because the commit goroutine
-// syncs and truncates the file.
+// syncs and truncates the file. The file is also open for reading, so that
+// endsMidLine can read its last byte.
 func openAppend(path string) (*os.File, bool, error) {
-	file, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, fileMode)
+	file, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, fileMode)
 	if err == nil {
 		return file, true, nil
 	}
@@ -114,11 +116,29 @@ func openAppend(path string) (*os.File, bool, error) {
 		return nil, false, fmt.Errorf("open file %s: not a regular file (mode %s)", path, info.Mode().Type())
 	}
 
-	file, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	file, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
 	if err != nil {
 		return nil, false, fmt.Errorf("open file: %w", err)
 	}
 	return file, false, nil
+}
+
+// endsMidLine reports whether file is not empty and does not end with a
+// newline, which is the state a crash in the middle of a write can leave.
+func endsMidLine(file logFile) (bool, error) {
+	info, err := file.Stat()
+	if err != nil {
+		return false, fmt.Errorf("check end of file: %w", err)
+	}
+	if info.Size() == 0 {
+		return false, nil
+	}
+
+	var last [1]byte
+	if _, err := file.ReadAt(last[:], info.Size()-1); err != nil {
+		return false, fmt.Errorf("check end of file: %w", err)
+	}
+	return last[0] != '\n', nil
 }
 
 // syncDir syncs the directory dir, which makes the entries created in it

@@ -100,7 +100,7 @@ type Writer struct {
 	batch       []*request
 	buffer      []byte
 	failures    int  // consecutive failed batches, counted to rate-limit log entries
-	partialTail bool // the file may end in a partial line from a failed write
+	partialTail bool // the file may end in a partial line from a failed write or a crash
 }
 
 // request is one item for the commit goroutine: an encoded record, or a
@@ -112,7 +112,9 @@ type request struct {
 
 // Open opens the file at opts.Path for appending, creating it with mode
 // 0640 and its missing parent directories with mode 0750, and starts the
-// commit goroutine. In SyncAlways mode it also syncs the directories whose
+// commit goroutine. When an existing file ends in a partial line, left by a
+// crash during a write, the first record starts on a new line, so that only
+// the partial line is malformed. In SyncAlways mode it also syncs the directories whose
 // entries it created, so that the file itself survives a crash.
 func Open(opts Options) (*Writer, error) {
 	return openWriter(opts, openLogFile)
@@ -148,11 +150,12 @@ func openWriter(opts Options, open openFunc) (*Writer, error) {
 
 		maxRecordBytes: MaxRecordBytes,
 	}
-	file, err := open(w.path, w.sync == SyncAlways)
+	file, partialTail, err := w.openFile()
 	if err != nil {
 		return nil, fmt.Errorf("open decision log: %w", err)
 	}
 	w.file = file
+	w.partialTail = partialTail
 
 	go w.run()
 	w.logger.Info("decision log opened", "path", w.path, "sync", string(w.sync))
