@@ -26,6 +26,7 @@ const (
 	DefaultHomeserverTimeout = 60 * time.Second
 	DefaultKeyFetchTimeout   = 10 * time.Second
 	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 60 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultStateDir          = "/var/lib/bordergate"
 	DefaultDecisionLog       = "/var/log/bordergate/decisions.jsonl"
@@ -71,6 +72,9 @@ type InboundConfig struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// ReadHeaderTimeout bounds reading request headers. Default 10s.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included, so that a
+	// slow client cannot hold a connection open. Default 60s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// IdleTimeout bounds idle keep-alive connections. Default 120s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
@@ -206,6 +210,7 @@ func (c *Config) setDefaults() {
 		c.Inbound.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	setDefaultDuration(&c.Inbound.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDefaultDuration(&c.Inbound.ReadTimeout, DefaultReadTimeout)
 	setDefaultDuration(&c.Inbound.IdleTimeout, DefaultIdleTimeout)
 	setDefaultDuration(&c.Homeserver.Timeout, DefaultHomeserverTimeout)
 	setDefaultDuration(&c.Keys.FetchTimeout, DefaultKeyFetchTimeout)
@@ -285,7 +290,7 @@ func (c *Config) validateInbound() error {
 		return bad("inbound.max_body_bytes", fmt.Sprintf("%d is too small", c.Inbound.MaxBodyBytes),
 			"write at least 65536 (one maximum-size event); the default is 8388608")
 	}
-	if c.Inbound.ReadHeaderTimeout < 0 || c.Inbound.IdleTimeout < 0 {
+	if c.Inbound.ReadHeaderTimeout < 0 || c.Inbound.ReadTimeout < 0 || c.Inbound.IdleTimeout < 0 {
 		return bad("inbound timeouts", "negative duration", `write a positive duration such as "10s"`)
 	}
 	return nil

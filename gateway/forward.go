@@ -151,6 +151,11 @@ func forwardHeaders(in *http.Request) http.Header {
 		h.Del(name)
 	}
 	h.Del("Content-Length")
+	// Forwarding headers are the gateway's to set; a client's own would
+	// let it claim another address.
+	for _, name := range []string{"Forwarded", "X-Forwarded-Host", "X-Real-Ip"} {
+		h.Del(name)
+	}
 	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
 		h.Set("X-Forwarded-For", ip)
 	}

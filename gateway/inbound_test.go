@@ -460,3 +460,31 @@ func TestDecisionLogFailureForwardsNothing(t *testing.T) {
 		t.Errorf("homeserver received %d requests, want none", n)
 	}
 }
+
+func TestQueriedEntitiesMustBeLocal(t *testing.T) {
+	tg := startGateway(t, gatewayOptions{})
+	tests := []struct {
+		name, method, uri, body string
+		status                  int
+		message                 string
+	}{
+		{"profile of a remote user", "GET", "/_matrix/federation/v1/query/profile?user_id=%40carol%3Aelsewhere.test", "", 403, `"@carol:elsewhere.test" is not on this server`},
+		{"profile of a local user", "GET", "/_matrix/federation/v1/query/profile?user_id=%40bob%3Ahs2.test%3A8448", "", 200, ""},
+		{"alias of another server", "GET", "/_matrix/federation/v1/query/directory?room_alias=%23room%3Aelsewhere.test", "", 403, `"#room:elsewhere.test" is not on this server`},
+		{"devices of a remote user", "GET", "/_matrix/federation/v1/user/devices/@carol:elsewhere.test", "", 403, `user "@carol:elsewhere.test" is not on this server`},
+		{"keys of a remote user", "POST", "/_matrix/federation/v1/user/keys/query", `{"device_keys":{"@bob:hs2.test:8448":[],"@carol:elsewhere.test":[]}}`, 403, `"@carol:elsewhere.test" is not on this server`},
+		{"keys of a local user", "POST", "/_matrix/federation/v1/user/keys/query", `{"device_keys":{"@bob:hs2.test:8448":[]}}`, 200, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tg.hs.body = `{}`
+			resp, answer := tg.request(tc.method, tc.uri, []byte(tc.body))
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status = %d, want %d; answer %v", resp.StatusCode, tc.status, answer)
+			}
+			if msg, _ := answer["error"].(string); !strings.Contains(msg, tc.message) {
+				t.Errorf("error = %q, want it to contain %q", msg, tc.message)
+			}
+		})
+	}
+}

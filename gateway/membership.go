@@ -7,6 +7,7 @@ import (
 
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
 	"github.com/bordergate/bordergate/gateway/events"
+	"github.com/bordergate/bordergate/gateway/routes"
 	"github.com/bordergate/bordergate/policy"
 )
 
@@ -22,18 +23,65 @@ var membershipOf = map[string]string{
 	"send_knock":    "knock",
 }
 
-// checkRequestIdentity applies the checks that tie path parameters to the
-// authenticated origin, before anything is forwarded.
+// checkRequestIdentity applies the checks that tie the users and aliases a
+// request names to the authenticated origin or to this server, before
+// anything is forwarded: a server may only act for its own users, and only
+// ask about entities of this server.
 func (g *Gateway) checkRequestIdentity(ex *exchange) error {
-	switch ex.endpointID() {
-	case "make_join", "make_leave", "make_knock":
-		user := ex.match.Params["user_id"]
+	user := ex.match.Params["user_id"]
+	switch ex.match.Route.UserCheck {
+	case routes.UserOnOrigin:
 		if serverOf(user) != ex.origin {
 			return newError(http.StatusForbidden, codeForbidden,
 				fmt.Sprintf("user %q is not on the requesting server %s", user, ex.origin))
 		}
+	case routes.UserLocal:
+		if !g.isLocal(serverOf(user)) {
+			return newError(http.StatusForbidden, codeForbidden, fmt.Sprintf("user %q is not on this server", user))
+		}
+	}
+	return g.checkQueriedEntities(ex)
+}
+
+// checkQueriedEntities requires the users and aliases named in query
+// parameters and key query bodies to be local.
+func (g *Gateway) checkQueriedEntities(ex *exchange) error {
+	var names []string
+	switch ex.endpointID() {
+	case "query_profile":
+		names = queryValues(ex, "user_id")
+	case "query_directory":
+		names = queryValues(ex, "room_alias")
+	case "user_keys_query":
+		names = memberKeys(ex.content, "device_keys")
+	case "user_keys_claim":
+		names = memberKeys(ex.content, "one_time_keys")
+	}
+	for _, name := range names {
+		if !g.isLocal(serverOf(name)) {
+			return newError(http.StatusForbidden, codeForbidden, fmt.Sprintf("%q is not on this server", name))
+		}
 	}
 	return nil
+}
+
+func queryValues(ex *exchange, key string) []string {
+	values, err := ex.match.Query()
+	if err != nil {
+		return []string{""}
+	}
+	return values[key]
+}
+
+// memberKeys returns the keys of the object under field, such as the user
+// IDs of a key query.
+func memberKeys(body canonicaljson.Value, field string) []string {
+	obj, _ := body.Get(field)
+	keys := make([]string, 0, obj.Len())
+	for _, m := range obj.Members() {
+		keys = append(keys, m.Key)
+	}
+	return keys
 }
 
 // handleMembership verifies and decides the PDU of an invite, send_join,

@@ -210,6 +210,7 @@ func (g *Gateway) ServeListener(ctx context.Context, ln net.Listener) error {
 		Handler:           g,
 		TLSConfig:         g.tls,
 		ReadHeaderTimeout: g.cfg.Inbound.ReadHeaderTimeout,
+		ReadTimeout:       g.cfg.Inbound.ReadTimeout,
 		IdleTimeout:       g.cfg.Inbound.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(g.log.With(keyComponent, "http").Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
