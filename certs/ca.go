@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/bordergate/bordergate/gateway/servername"
 )
 
 // clockSkew is how far NotBefore is moved into the past, so that a peer whose
@@ -163,11 +165,12 @@ func (ca *CA) IssueServer(names []string, validity time.Duration) (certPEM, keyP
 // names the Matrix server serverName, for mutual TLS between federation peers.
 // The host part of serverName (port and IPv6 brackets removed) becomes the
 // common name and the only subject alternative name, a DNS name or an IP
-// address. [MatchesServerName] accepts the result for serverName.
+// address. [MatchesServerName] accepts the result for serverName. A
+// serverName that [servername.Validate] rejects returns an error.
 func (ca *CA) IssueClient(serverName string, validity time.Duration) (certPEM, keyPEM []byte, err error) {
-	host, ok := serverNameHost(serverName)
-	if !ok {
-		return nil, nil, fmt.Errorf("issue client certificate: invalid Matrix server name %q", serverName)
+	host, _, err := servername.Split(serverName)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issue client certificate: %w", err)
 	}
 	template := &x509.Certificate{
 		Subject:     pkix.Name{CommonName: host},

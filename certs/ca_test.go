@@ -285,12 +285,24 @@ func TestIssueClient(t *testing.T) {
 
 func TestIssueClientInvalidServerName(t *testing.T) {
 	ca := newTestCA(t)
-	for _, serverName := range []string{"", "hs1.localhost:", "::1", "[::1", "a:b:c"} {
-		t.Run(serverName, func(t *testing.T) {
-			_, _, err := ca.IssueClient(serverName, time.Hour)
-			want := `issue client certificate: invalid Matrix server name "` + serverName + `"`
-			if err == nil || err.Error() != want {
-				t.Errorf("IssueClient(%q) error = %v, want %q", serverName, err, want)
+	tests := []struct {
+		serverName string
+		want       string
+	}{
+		{"", `issue client certificate: invalid server name "": empty`},
+		{"hs1.localhost:", `issue client certificate: invalid server name "hs1.localhost:": empty port`},
+		{"::1", `issue client certificate: invalid server name "::1": empty host`},
+		{"[::1", `issue client certificate: invalid server name "[::1": missing ']' after IPv6 address`},
+		{"a:b:c", `issue client certificate: invalid server name "a:b:c": port "b:c": character 'b' not allowed`},
+		{"hs1.localhost.", `issue client certificate: invalid server name "hs1.localhost.": host ends with '.'`},
+		{"hs_1.localhost", `issue client certificate: invalid server name "hs_1.localhost": character '_' not allowed`},
+		{"[::1]:99999", `issue client certificate: invalid server name "[::1]:99999": port 99999 out of range 1-65535`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.serverName, func(t *testing.T) {
+			_, _, err := ca.IssueClient(tt.serverName, time.Hour)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("IssueClient(%q) error = %v, want %q", tt.serverName, err, tt.want)
 			}
 		})
 	}

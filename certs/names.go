@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"net"
 	"strings"
+
+	"github.com/bordergate/bordergate/gateway/servername"
 )
 
 // PeerNames returns the identities a certificate can prove: its DNS subject
@@ -29,13 +31,14 @@ func PeerNames(cert *x509.Certificate) []string {
 // certificate's IP address SANs. A DNS name must equal one of its DNS SANs,
 // compared case-insensitively, where a SAN may start with a wildcard label
 // "*." that matches exactly one label (RFC 6125 section 6.4.3). The subject
-// common name is ignored. A server name that does not parse returns false.
+// common name is ignored. A server name that [servername.Validate] rejects
+// returns false.
 func MatchesServerName(cert *x509.Certificate, serverName string) bool {
 	if cert == nil {
 		return false
 	}
-	host, ok := serverNameHost(serverName)
-	if !ok {
+	host, _, err := servername.Split(serverName)
+	if err != nil {
 		return false
 	}
 	if ip := net.ParseIP(host); ip != nil {
@@ -72,56 +75,4 @@ func matchDNSName(pattern, host string) bool {
 	}
 	label, rest, found := strings.Cut(host, ".")
 	return found && label != "" && rest == suffix
-}
-
-// serverNameHost returns the host part of a Matrix server name
-// (host [ ":" port ], where host is a DNS name, an IPv4 address or an IPv6
-// literal in brackets). The result carries no brackets. It reports false when
-// the name does not have that shape.
-func serverNameHost(serverName string) (string, bool) {
-	if strings.HasPrefix(serverName, "[") {
-		end := strings.Index(serverName, "]")
-		if end < 0 {
-			return "", false
-		}
-		host := serverName[1:end]
-		// Brackets enclose IPv6 literals only, never an IPv4 address or a name.
-		if !strings.Contains(host, ":") || net.ParseIP(host) == nil {
-			return "", false
-		}
-		if !validPortSuffix(serverName[end+1:]) {
-			return "", false
-		}
-		return host, true
-	}
-
-	host := serverName
-	if i := strings.LastIndex(serverName, ":"); i >= 0 {
-		host = serverName[:i]
-		if !validPortSuffix(serverName[i:]) {
-			return "", false
-		}
-	}
-	if host == "" || strings.ContainsAny(host, ":[]") {
-		return "", false
-	}
-	return host, true
-}
-
-// validPortSuffix reports whether s is empty or ":" followed by 1 to 5 digits,
-// the port syntax of the Matrix server name grammar.
-func validPortSuffix(s string) bool {
-	if s == "" {
-		return true
-	}
-	digits, ok := strings.CutPrefix(s, ":")
-	if !ok || len(digits) == 0 || len(digits) > 5 {
-		return false
-	}
-	for _, r := range digits {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -64,15 +64,17 @@ func (g *Gateway) checkPDU(ctx context.Context, ex *exchange, raw canonicaljson.
 		return fail(fmt.Sprintf("room version of %s is not known to the gateway", describeRoom(roomID)))
 	}
 	c.rv = rv
-	if id, err := events.EventID(raw, rv); err == nil {
-		c.eventID = id
-		rec.Matrix.EventID = id
-	}
 	pdu, err := events.ParsePDU(raw, rv)
 	if err != nil {
+		// The event ID still names the event in the origin's answer when
+		// the format is wrong but the ID can be computed.
+		if id, idErr := events.EventID(raw, rv); idErr == nil {
+			c.eventID, rec.Matrix.EventID = id, id
+		}
 		return fail(err.Error())
 	}
 	c.pdu = pdu
+	c.eventID, rec.Matrix.EventID = pdu.EventID, pdu.EventID
 	res := events.Verify(ctx, pdu, listedKeys{g})
 	c.eventID, rec.Matrix.EventID = res.EventID, res.EventID
 	if res.Err != nil {

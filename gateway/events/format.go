@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
+	"github.com/bordergate/bordergate/gateway/servername"
 )
 
 // parseFields checks the members of p.Event that the room version defines
@@ -66,7 +67,7 @@ func (p *PDU) parseEventID() error {
 	if err != nil {
 		return err
 	}
-	if _, ok := splitSigilID(id, '$'); !ok {
+	if _, ok := serverOfSigilID(id, '$'); !ok {
 		return fieldErr("event_id", "%q is not an event ID of the form $opaque:server_name", id)
 	}
 	p.EventID = id
@@ -100,7 +101,7 @@ func (p *PDU) parseRoomID() error {
 		if !validHashID(id, '!', base64.RawURLEncoding) {
 			return fieldErr("room_id", "%q is not a room ID of room version %s: '!' and 43 characters of URL-safe base64", id, rv.ID)
 		}
-	} else if _, ok := splitSigilID(id, '!'); !ok {
+	} else if _, ok := serverOfSigilID(id, '!'); !ok {
 		return fieldErr("room_id", "%q is not a room ID of the form !opaque:server_name", id)
 	}
 	p.RoomID = id
@@ -113,8 +114,8 @@ func (p *PDU) parseSender() error {
 	if err != nil {
 		return err
 	}
-	_, server, ok := splitUserID(sender)
-	if !ok {
+	_, server, err := servername.SplitUserID(sender)
+	if err != nil {
 		return fieldErr("sender", "%q is not a user ID of the form @localpart:server_name", sender)
 	}
 	p.Sender, p.SenderServer = sender, server
@@ -259,7 +260,7 @@ func (p *PDU) eventRef(key string, i int, item canonicaljson.Value) (string, err
 func validEventRef(id string, rv *RoomVersion) bool {
 	switch rv.EventIDFormat {
 	case EventIDServerChosen:
-		_, ok := splitSigilID(id, '$')
+		_, ok := serverOfSigilID(id, '$')
 		return ok && len(id) <= MaxIDSize
 	case EventIDStdBase64:
 		return validHashID(id, '$', base64.RawStdEncoding)
@@ -322,7 +323,7 @@ func (p *PDU) parseMembership() error {
 	if !ok {
 		return fieldErr(field, "must be a user ID string, got a JSON %s", val.Kind())
 	}
-	if _, _, ok := splitUserID(user); !ok {
+	if err := servername.ValidUserID(user); err != nil {
 		return fieldErr(field, "%q is not a user ID of the form @localpart:server_name", user)
 	}
 	return nil

@@ -110,6 +110,42 @@ func TestParsePDUFormat(t *testing.T) {
 			want: `invalid event format: sender: "@alice:hs_1" is not a user ID of the form @localpart:server_name`,
 		},
 		{
+			name: "sender server port 0", version: "10", edits: []edit{set("sender", `"@alice:hs1:0"`)},
+			want: `invalid event format: sender: "@alice:hs1:0" is not a user ID of the form @localpart:server_name`,
+		},
+		{
+			name: "sender server port too large", version: "10", edits: []edit{set("sender", `"@alice:hs1:99999"`)},
+			want: `invalid event format: sender: "@alice:hs1:99999" is not a user ID of the form @localpart:server_name`,
+		},
+		{
+			name: "sender server port leading zero", version: "10", edits: []edit{set("sender", `"@alice:hs1:08448"`)},
+			want: `invalid event format: sender: "@alice:hs1:08448" is not a user ID of the form @localpart:server_name`,
+		},
+		{
+			name: "sender server trailing dot", version: "10", edits: []edit{set("sender", `"@alice:hs1."`)},
+			want: `invalid event format: sender: "@alice:hs1." is not a user ID of the form @localpart:server_name`,
+		},
+		{
+			name: "sender server empty label", version: "10", edits: []edit{set("sender", `"@alice:hs..1"`)},
+			want: `invalid event format: sender: "@alice:hs..1" is not a user ID of the form @localpart:server_name`,
+		},
+		{
+			name: "sender server numeric last label", version: "10", edits: []edit{set("sender", `"@alice:1.2.3"`)},
+			want: `invalid event format: sender: "@alice:1.2.3" is not a user ID of the form @localpart:server_name`,
+		},
+		{
+			name: "sender IPv6 server empty port", version: "10", edits: []edit{set("sender", `"@alice:[::1]:"`)},
+			want: `invalid event format: sender: "@alice:[::1]:" is not a user ID of the form @localpart:server_name`,
+		},
+		{
+			name: "v1 event_id server port 0", version: "1", edits: []edit{set("event_id", `"$abc:hs1:0"`)},
+			want: `invalid event format: event_id: "$abc:hs1:0" is not an event ID of the form $opaque:server_name`,
+		},
+		{
+			name: "room_id server trailing dot", version: "11", edits: []edit{set("room_id", `"!r:hs1."`)},
+			want: `invalid event format: room_id: "!r:hs1." is not a room ID of the form !opaque:server_name`,
+		},
+		{
 			name: "sender with historical localpart and IPv6 server", version: "10",
 			edits: []edit{set("sender", `"@Alice=[x]:[::1]:8448"`)},
 		},
@@ -259,6 +295,18 @@ func TestParsePDUFormat(t *testing.T) {
 			name: "v8 join with invalid authoriser", version: "8",
 			base: eventJSON(mustVersion(t, "8"), "m.room.member", `{"membership":"join","join_authorised_via_users_server":"nope"}`, "@alice:hs1"),
 			want: `invalid event format: content.join_authorised_via_users_server: "nope" is not a user ID of the form @localpart:server_name`,
+		},
+		{
+			name: "v8 join with authoriser server trailing dot", version: "8",
+			base: eventJSON(mustVersion(t, "8"), "m.room.member", `{"membership":"join","join_authorised_via_users_server":"@bob:hs2."}`, "@alice:hs1"),
+			want: `invalid event format: content.join_authorised_via_users_server: "@bob:hs2." is not a user ID of the form @localpart:server_name`,
+		},
+		{
+			name: "v8 join with authoriser over 255 bytes", version: "8",
+			base: eventJSON(mustVersion(t, "8"), "m.room.member",
+				`{"membership":"join","join_authorised_via_users_server":"@`+strings.Repeat("b", 251)+`:hs2"}`, "@alice:hs1"),
+			want: `invalid event format: content.join_authorised_via_users_server: "@` + strings.Repeat("b", 251) +
+				`:hs2" is not a user ID of the form @localpart:server_name`,
 		},
 		{
 			name: "v7 join with invalid authoriser", version: "7",

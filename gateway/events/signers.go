@@ -1,5 +1,7 @@
 package events
 
+import "github.com/bordergate/bordergate/gateway/servername"
+
 // RequiredSigners returns the servers that must have signed pdu in room
 // version rv (normally pdu.RoomVersion), without duplicates, in this order:
 //
@@ -36,7 +38,7 @@ func RequiredSigners(pdu *PDU, rv *RoomVersion) []string {
 		add(pdu.SenderServer)
 	}
 	if rv.EventIDFormat == EventIDServerChosen {
-		if server, ok := splitSigilID(pdu.EventID, '$'); ok && server != pdu.SenderServer {
+		if server, ok := serverOfSigilID(pdu.EventID, '$'); ok && server != pdu.SenderServer {
 			add(server)
 		}
 	}
@@ -70,5 +72,9 @@ func authorisingServer(pdu *PDU, rv *RoomVersion) string {
 	if !ok {
 		return ""
 	}
-	return serverOfUserID(user)
+	_, server, err := servername.SplitUserID(user)
+	if err != nil {
+		return ""
+	}
+	return server
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bordergate/bordergate/gateway/servername"
 )
 
 // DefaultFederationPort is the IANA-registered Matrix federation port, used
@@ -134,7 +136,7 @@ func NewDiscovery(cfg DiscoveryConfig) *Discovery {
 // invalid, or when an SRV lookup fails for another reason than a missing
 // record. A missing or invalid .well-known only moves on to the next step.
 func (d *Discovery) Resolve(ctx context.Context, serverName string) (Target, error) {
-	host, port, err := SplitServerName(serverName)
+	host, port, err := servername.Split(serverName)
 	if err != nil {
 		return Target{}, err
 	}
@@ -178,7 +180,7 @@ func directTarget(name, host string, port int) (Target, bool) {
 // resolveDelegated resolves the m.server value of a .well-known response.
 // The certificate must then be valid for the delegated host name.
 func (d *Discovery) resolveDelegated(ctx context.Context, delegated string) (Target, error) {
-	host, port, err := SplitServerName(delegated)
+	host, port, err := servername.Split(delegated)
 	if err != nil {
 		return Target{}, fmt.Errorf("delegated server name: %w", err)
 	}

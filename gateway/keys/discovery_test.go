@@ -202,7 +202,12 @@ func TestDiscoveryResolveErrors(t *testing.T) {
 	}{
 		{"empty", "", "invalid server name"},
 		{"underscore", "bad_name.test", "invalid server name"},
-		{"port zero", "hs.test:0", "outside 1 to 65535"},
+		{"port zero", "hs.test:0", "port 0 out of range 1-65535"},
+		{"port leading zero", "hs.test:08448", `port "08448" has a leading zero`},
+		{"trailing dot", "hs.test.", "host ends with '.'"},
+		{"empty label", "hs..test", "host contains an empty label"},
+		{"numeric last label", "hs.123", `"hs.123" ends in a number but is not a dotted-quad IPv4 address`},
+		{"ipv4 leading zero", "127.000.0.1", `octet "000" has a leading zero`},
 		{"SRV lookup fails", "servfail.test", "look up SRV _matrix-fed._tcp.servfail.test"},
 	}
 	for _, tt := range tests {
@@ -316,6 +321,39 @@ func TestDiscoveryWellKnownErrorCache(t *testing.T) {
 	}
 }
 
+func TestParseWellKnown(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		want    string
+		wantErr string // "" when body is valid
+	}{
+		{"name", `{"m.server":"hs.test"}`, "hs.test", ""},
+		{"name with port", `{"m.server":"hs.test:8448"}`, "hs.test:8448", ""},
+		{"ipv6 with port", `{"m.server":"[::1]:8448"}`, "[::1]:8448", ""},
+		{"missing", `{}`, "", "m.server missing or not a string"},
+		{"underscore", `{"m.server":"hs_1.test"}`, "", `m.server: invalid server name "hs_1.test": character '_' not allowed`},
+		{"trailing dot", `{"m.server":"hs.test."}`, "", `m.server: invalid server name "hs.test.": host ends with '.'`},
+		{"port leading zero", `{"m.server":"hs.test:08448"}`, "", `m.server: invalid server name "hs.test:08448": port "08448" has a leading zero`},
+		{"numeric last label", `{"m.server":"hs.123"}`, "", `m.server: invalid server name "hs.123": "hs.123" ends in a number but is not a dotted-quad IPv4 address`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseWellKnown([]byte(tt.body))
+			gotErr := ""
+			if err != nil {
+				gotErr = err.Error()
+			}
+			if gotErr != tt.wantErr {
+				t.Errorf("parseWellKnown(%s) error = %q, want %q", tt.body, gotErr, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("parseWellKnown(%s) = %q, want %q", tt.body, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestCacheLifetime(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -342,77 +380,4 @@ func TestCacheLifetime(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestSplitServerName(t *testing.T) {
-	tests := []struct {
-		name     string
-		host     string
-		port     int
-		errorMsg string
-	}{
-		{"matrix.org", "matrix.org", 0, ""},
-		{"matrix.org:8888", "matrix.org", 8888, ""},
-		{"1.2.3.4", "1.2.3.4", 0, ""},
-		{"1.2.3.4:1234", "1.2.3.4", 1234, ""},
-		{"[1234:5678::abcd]", "1234:5678::abcd", 0, ""},
-		{"[1234:5678::abcd]:5678", "1234:5678::abcd", 5678, ""},
-		{"[::ffff:1.2.3.4]", "::ffff:1.2.3.4", 0, ""},
-		{"localhost:65535", "localhost", 65535, ""},
-		{"", "", 0, "empty"},
-		{":80", "", 0, "empty host"},
-		{"matrix.org:", "", 0, "not 1 to 5 digits"},
-		{"matrix.org:99999", "", 0, "outside 1 to 65535"},
-		{"matrix.org:123456", "", 0, "not 1 to 5 digits"},
-		{"matrix.org:0", "", 0, "outside 1 to 65535"},
-		{"matrix.org:8a", "", 0, "not 1 to 5 digits"},
-		{"matrix_org", "", 0, "'_'"},
-		{"mätrix.org", "", 0, "not a letter"},
-		{"[1234::", "", 0, "unterminated IPv6 literal"},
-		{"[fe80::1%eth0]", "", 0, "invalid IPv6 literal"},
-		{"[1.2.3.4]", "", 0, "invalid IPv6 literal"},
-		{"[zz::1]", "", 0, "invalid IPv6 literal"},
-		{"a:b:c", "", 0, `port "c"`},
-		{"[::1]x", "", 0, "text after the IPv6 literal"},
-		{"[::1]:x", "", 0, "not 1 to 5 digits"},
-		{strings.Repeat("a", 256), "", 0, "256 characters"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			host, port, err := SplitServerName(tt.name)
-			if tt.errorMsg != "" {
-				if err == nil {
-					t.Fatalf("SplitServerName(%q) = %q, %d, want an error containing %q", tt.name, host, port, tt.errorMsg)
-				}
-				if !strings.Contains(err.Error(), tt.errorMsg) {
-					t.Errorf("SplitServerName(%q) error = %q, want it to contain %q", tt.name, err, tt.errorMsg)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("SplitServerName(%q): %v", tt.name, err)
-			}
-			if host != tt.host || port != tt.port {
-				t.Errorf("SplitServerName(%q) = %q, %d, want %q, %d", tt.name, host, port, tt.host, tt.port)
-			}
-		})
-	}
-}
-
-func FuzzSplitServerName(f *testing.F) {
-	for _, seed := range []string{"matrix.org", "matrix.org:8448", "[::1]:80", "1.2.3.4", ":80", "[::1"} {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, name string) {
-		host, port, err := SplitServerName(name)
-		if err != nil {
-			return
-		}
-		if host == "" {
-			t.Fatalf("SplitServerName(%q) returned an empty host", name)
-		}
-		if port < 0 || port > 65535 {
-			t.Fatalf("SplitServerName(%q) returned port %d", name, port)
-		}
-	})
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
+	"github.com/bordergate/bordergate/gateway/servername"
 )
 
 const (
@@ -152,7 +153,7 @@ func (r *Ring) connectTarget(ctx context.Context, serverName, address string) (T
 		return target, r.dialer.DialContext, nil
 	}
 
-	host, _, err := SplitServerName(serverName)
+	host, _, err := servername.Split(serverName)
 	if err != nil {
 		return Target{}, nil, err
 	}

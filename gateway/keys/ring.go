@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bordergate/bordergate/gateway/servername"
 )
 
 // Defaults of [Config].
@@ -220,7 +222,7 @@ func NewRing(cfg Config) (*Ring, error) {
 }
 
 func checkNotary(n Notary) error {
-	if _, _, err := SplitServerName(n.ServerName); err != nil {
+	if err := servername.Validate(n.ServerName); err != nil {
 		return err
 	}
 	if n.Address != "" {

@@ -675,6 +675,7 @@ func TestNewRingRejectsInvalidNotary(t *testing.T) {
 		want   string
 	}{
 		{"invalid name", Notary{ServerName: "bad_name"}, "invalid server name"},
+		{"name with trailing dot", Notary{ServerName: "notary.test."}, `invalid server name "notary.test.": host ends with '.'`},
 		{"address without port", Notary{ServerName: "notary.test", Address: "127.0.0.1"}, "address of notary.test"},
 		{"short key", Notary{ServerName: "notary.test", Keys: map[string]ed25519.PublicKey{"ed25519:n": make([]byte, 5)}}, "not an Ed25519 key"},
 		{"other algorithm", Notary{ServerName: "notary.test", Keys: map[string]ed25519.PublicKey{"rsa:n": keyA.public()}}, "not an Ed25519 key"},

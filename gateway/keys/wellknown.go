@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
+	"github.com/bordergate/bordergate/gateway/servername"
 )
 
 // wellKnownEntry is a cached .well-known result: the delegated server name,
@@ -127,7 +128,7 @@ func parseWellKnown(body []byte) (string, error) {
 	if !ok {
 		return "", errors.New("m.server missing or not a string")
 	}
-	if _, _, err := SplitServerName(server); err != nil {
+	if err := servername.Validate(server); err != nil {
 		return "", fmt.Errorf("m.server: %w", err)
 	}
 	return server, nil

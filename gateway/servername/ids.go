@@ -56,29 +56,37 @@ func FromID(id string) (string, error) {
 // printable ASCII character except ":", and not only the lower-case set that
 // new user IDs are limited to.
 func ValidUserID(id string) error {
+	_, _, err := SplitUserID(id)
+	return err
+}
+
+// SplitUserID checks id as [ValidUserID] does and returns its localpart and
+// server name: "@alice:example.org:8448" gives "alice" and
+// "example.org:8448".
+func SplitUserID(id string) (localpart, server string, err error) {
 	if id == "" || id[0] != '@' {
-		return fmt.Errorf("invalid user ID %q: must start with '@'", id)
+		return "", "", fmt.Errorf("invalid user ID %q: must start with '@'", id)
 	}
 	if len(id) > maxIDLen {
-		return fmt.Errorf("invalid user ID %q: %d bytes, more than %d", id, len(id), maxIDLen)
+		return "", "", fmt.Errorf("invalid user ID %q: %d bytes, more than %d", id, len(id), maxIDLen)
 	}
 
-	local, server, found := strings.Cut(id[1:], ":")
+	localpart, server, found := strings.Cut(id[1:], ":")
 	if !found {
-		return fmt.Errorf("invalid user ID %q: missing ':' before the server name", id)
+		return "", "", fmt.Errorf("invalid user ID %q: missing ':' before the server name", id)
 	}
-	if local == "" {
-		return fmt.Errorf("invalid user ID %q: empty localpart", id)
+	if localpart == "" {
+		return "", "", fmt.Errorf("invalid user ID %q: empty localpart", id)
 	}
-	for i := 0; i < len(local); i++ {
-		if c := local[i]; c < 0x21 || c > 0x7e {
-			return fmt.Errorf("invalid user ID %q: %s not allowed in localpart", id, describeByte(c))
+	for i := 0; i < len(localpart); i++ {
+		if c := localpart[i]; c < 0x21 || c > 0x7e {
+			return "", "", fmt.Errorf("invalid user ID %q: %s not allowed in localpart", id, describeByte(c))
 		}
 	}
 	if err := Validate(server); err != nil {
-		return fmt.Errorf("invalid user ID %q: %w", id, err)
+		return "", "", fmt.Errorf("invalid user ID %q: %w", id, err)
 	}
-	return nil
+	return localpart, server, nil
 }
 
 // idKind returns the identifier type that the sigil of id denotes, such as

@@ -112,3 +112,41 @@ func TestValidUserID(t *testing.T) {
 		})
 	}
 }
+
+func TestSplitUserID(t *testing.T) {
+	tests := []struct {
+		id            string
+		wantLocalpart string
+		wantServer    string
+	}{
+		{"@alice:example.org", "alice", "example.org"},
+		{"@alice:example.org:8448", "alice", "example.org:8448"},
+		{"@Alice!#$:[::1]:8448", "Alice!#$", "[::1]:8448"},
+		{"@a:1.2.3.4", "a", "1.2.3.4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			localpart, server, err := SplitUserID(tt.id)
+			if err != nil {
+				t.Fatalf("SplitUserID(%q) error = %v", tt.id, err)
+			}
+			if localpart != tt.wantLocalpart {
+				t.Errorf("SplitUserID(%q) localpart = %q, want %q", tt.id, localpart, tt.wantLocalpart)
+			}
+			if server != tt.wantServer {
+				t.Errorf("SplitUserID(%q) server = %q, want %q", tt.id, server, tt.wantServer)
+			}
+		})
+	}
+}
+
+func TestSplitUserIDInvalid(t *testing.T) {
+	localpart, server, err := SplitUserID("@alice:example.org.")
+	want := `invalid user ID "@alice:example.org.": invalid server name "example.org.": host ends with '.'`
+	if err == nil || err.Error() != want {
+		t.Errorf("SplitUserID error = %v, want %q", err, want)
+	}
+	if localpart != "" || server != "" {
+		t.Errorf("SplitUserID = %q, %q, want empty parts with the error", localpart, server)
+	}
+}

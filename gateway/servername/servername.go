@@ -95,29 +95,42 @@ func IsIPLiteral(name string) bool {
 	return err == nil && p.kind != hostDNS
 }
 
-func parse(name string) (parsed, error) {
+// SplitPort splits name into its hostname as written, brackets of an IPv6
+// literal included, and its port, which is 0 when name has none. Like
+// [Validate], it rejects an invalid port, an empty hostname, an unclosed
+// bracket and text between "]" and the port. It does not check the hostname
+// itself, so "a_b:8448" gives "a_b" and 8448. It serves callers with a wider
+// hostname syntax, such as allow-list patterns with wildcards. Use [Split]
+// for a server name.
+func SplitPort(name string) (hostname string, port int, err error) {
 	if name == "" {
-		return parsed{}, fmt.Errorf("invalid server name %q: empty", name)
+		return "", 0, fmt.Errorf("invalid server name %q: empty", name)
 	}
 
-	hostPart, portPart, hasPort, err := splitHostPort(name)
+	hostname, portText, hasPort, err := splitHostPort(name)
 	if err != nil {
-		return parsed{}, fmt.Errorf("invalid server name %q: %w", name, err)
+		return "", 0, fmt.Errorf("invalid server name %q: %w", name, err)
 	}
-
-	p := parsed{}
 	if hasPort {
-		p.port, err = parsePort(portPart)
+		port, err = parsePort(portText)
 		if err != nil {
-			return parsed{}, fmt.Errorf("invalid server name %q: %w", name, err)
+			return "", 0, fmt.Errorf("invalid server name %q: %w", name, err)
 		}
 	}
+	return hostname, port, nil
+}
 
-	p.host, p.kind, err = parseHost(hostPart)
+func parse(name string) (parsed, error) {
+	hostname, port, err := SplitPort(name)
+	if err != nil {
+		return parsed{}, err
+	}
+
+	host, kind, err := parseHost(hostname)
 	if err != nil {
 		return parsed{}, fmt.Errorf("invalid server name %q: %w", name, err)
 	}
-	return p, nil
+	return parsed{host: host, port: port, kind: kind}, nil
 }
 
 // splitHostPort separates the hostname from the port text. A bracketed IPv6

@@ -144,6 +144,53 @@ func TestSplitInvalid(t *testing.T) {
 	}
 }
 
+func TestSplitPort(t *testing.T) {
+	tests := []struct {
+		name         string
+		input        string
+		wantHostname string
+		wantPort     int
+		wantErr      string // "" when input splits
+	}{
+		{"dns name", "matrix.org", "matrix.org", 0, ""},
+		{"dns name with port", "matrix.org:8888", "matrix.org", 8888, ""},
+		{"ipv6 keeps brackets", "[::1]", "[::1]", 0, ""},
+		{"ipv6 with port keeps brackets", "[::1]:8448", "[::1]", 8448, ""},
+		{"hostname not checked", "a_b:80", "a_b", 80, ""},
+		{"wildcard hostname not checked", "*.example.org:8448", "*.example.org", 8448, ""},
+		{"bracketed wildcard not checked", "[2001:db8::*]", "[2001:db8::*]", 0, ""},
+		{"empty brackets not checked", "[]", "[]", 0, ""},
+
+		{"empty", "", "", 0, `invalid server name "": empty`},
+		{"empty host", ":80", "", 0, `invalid server name ":80": empty host`},
+		{"unclosed bracket", "[::1", "", 0, `invalid server name "[::1": missing ']' after IPv6 address`},
+		{"text after bracket", "[::1]x", "", 0, `invalid server name "[::1]x": unexpected "x" after IPv6 address`},
+		{"empty port", "a.org:", "", 0, `invalid server name "a.org:": empty port`},
+		{"port 0", "a.org:0", "", 0, `invalid server name "a.org:0": port 0 out of range 1-65535`},
+		{"port leading zero", "a.org:08448", "", 0, `invalid server name "a.org:08448": port "08448" has a leading zero`},
+		{"wildcard in port", "a.org:84*", "", 0, `invalid server name "a.org:84*": port "84*": character '*' not allowed`},
+		{"unbracketed ipv6", "fe80::1", "", 0, `invalid server name "fe80::1": port ":1": character ':' not allowed`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hostname, port, err := SplitPort(tt.input)
+			gotErr := ""
+			if err != nil {
+				gotErr = err.Error()
+			}
+			if gotErr != tt.wantErr {
+				t.Errorf("SplitPort(%q) error = %q, want %q", tt.input, gotErr, tt.wantErr)
+			}
+			if hostname != tt.wantHostname {
+				t.Errorf("SplitPort(%q) hostname = %q, want %q", tt.input, hostname, tt.wantHostname)
+			}
+			if port != tt.wantPort {
+				t.Errorf("SplitPort(%q) port = %d, want %d", tt.input, port, tt.wantPort)
+			}
+		})
+	}
+}
+
 func TestIsIPLiteral(t *testing.T) {
 	tests := []struct {
 		input string
@@ -191,10 +238,11 @@ func FuzzValidate(f *testing.F) {
 
 		// A valid name is the concatenation of its parts, so Split loses
 		// nothing and a name has exactly one spelling per host and port.
-		rebuilt := host
+		hostname := host
 		if strings.Contains(host, ":") {
-			rebuilt = "[" + host + "]"
+			hostname = "[" + host + "]"
 		}
+		rebuilt := hostname
 		if port != 0 {
 			rebuilt += ":" + strconv.Itoa(port)
 		}
@@ -202,5 +250,14 @@ func FuzzValidate(f *testing.F) {
 			t.Fatalf("Split(%q) = %q, %d, which rebuilds to %q", name, host, port, rebuilt)
 		}
 		checkGMSLAgrees(t, name, host, port)
+
+		// SplitPort differs from Split only in keeping the brackets.
+		gotHostname, gotPort, err := SplitPort(name)
+		if err != nil {
+			t.Fatalf("SplitPort(%q) error = %v for a valid name", name, err)
+		}
+		if gotHostname != hostname || gotPort != port {
+			t.Fatalf("SplitPort(%q) = %q, %d, want %q, %d", name, gotHostname, gotPort, hostname, port)
+		}
 	})
 }

@@ -112,19 +112,19 @@ func TestLoadAllowlistEntryErrors(t *testing.T) {
 			name:    "invalid server_name port",
 			entries: "  - server_name: hs1.example.org:99999\n    endpoints: [\"*\"]",
 			want: `FILE:2: servers[0] (server_name "hs1.example.org:99999"): server_name: ` +
-				`port "99999" is out of range (expected ` + expectServerName + `)`,
+				`invalid server name "hs1.example.org:99999": port 99999 out of range 1-65535 (expected ` + expectServerName + `)`,
 		},
 		{
 			name:    "glob in port",
 			entries: "  - server_name: hs1.example.org:*\n    endpoints: [\"*\"]",
 			want: `FILE:2: servers[0] (server_name "hs1.example.org:*"): server_name: ` +
-				`invalid port "*" (expected ` + expectServerName + `)`,
+				`invalid server name "hs1.example.org:*": port "*": character '*' not allowed (expected ` + expectServerName + `)`,
 		},
 		{
 			name:    "unbracketed ipv6",
 			entries: "  - server_name: \"::1\"\n    endpoints: [\"*\"]",
 			want: `FILE:2: servers[0] (server_name "::1"): server_name: ` +
-				`IPv6 address ":" is not in brackets (expected ` + expectServerName + `)`,
+				`invalid server name "::1": empty host (expected ` + expectServerName + `)`,
 		},
 		{
 			name:    "duplicate server_name",
@@ -192,13 +192,25 @@ func TestLoadAllowlistEntryErrors(t *testing.T) {
 			name:    "address port out of range",
 			entries: "  - server_name: a.org\n    endpoints: [\"*\"]\n    address: 127.0.0.1:70000",
 			want: `FILE:4: servers[0] (server_name "a.org"): address: ` +
-				`port "70000" is out of range (expected ` + expectAddress + `)`,
+				`invalid server name "127.0.0.1:70000": port 70000 out of range 1-65535 (expected ` + expectAddress + `)`,
+		},
+		{
+			name:    "address numeric last label",
+			entries: "  - server_name: a.org\n    endpoints: [\"*\"]\n    address: \"hs.123:8448\"",
+			want: `FILE:4: servers[0] (server_name "a.org"): address: ` +
+				`invalid server name "hs.123:8448": "hs.123" ends in a number but is not a dotted-quad IPv4 address (expected ` + expectAddress + `)`,
+		},
+		{
+			name:    "server_name numeric last label",
+			entries: "  - server_name: hs.123\n    endpoints: [\"*\"]",
+			want: `FILE:2: servers[0] (server_name "hs.123"): server_name: ` +
+				`invalid server name "hs.123": "hs.123" ends in a number but is not a dotted-quad IPv4 address (expected ` + expectServerName + `)`,
 		},
 		{
 			name:    "address glob host",
 			entries: "  - server_name: a.org\n    endpoints: [\"*\"]\n    address: \"*.a.org:8448\"",
 			want: `FILE:4: servers[0] (server_name "a.org"): address: ` +
-				`invalid character '*' in host "*.a.org" (expected ` + expectAddress + `)`,
+				`invalid server name "*.a.org:8448": character '*' not allowed (expected ` + expectAddress + `)`,
 		},
 		{
 			name:    "endpoints missing",
@@ -315,7 +327,7 @@ func TestLoadAllowlistReportsEveryProblem(t *testing.T) {
 		path + `:3: servers[0] (server_name "a.org"): endpoints[0]: unknown endpoint ID "sendx" (expected ` +
 			expectEndpoint + `)`,
 		path + `:5: servers[1] (server_name "b.org"): endpoints: invalid value "*" (expected a list of endpoint IDs)`,
-		path + `:6: servers[2] (server_name "c.org:0"): server_name: port "0" is out of range (expected ` +
+		path + `:6: servers[2] (server_name "c.org:0"): server_name: invalid server name "c.org:0": port 0 out of range 1-65535 (expected ` +
 			expectServerName + `)`,
 	}
 	if !reflect.DeepEqual(lines, want) {
@@ -371,7 +383,7 @@ func TestValidateEntries(t *testing.T) {
 		{ServerName: "bad name", Endpoints: []string{"*"}},
 	}
 	err := ValidateEntries(entries)
-	want := `servers[1] (server_name "bad name"): server_name: invalid character ' ' in host "bad name" (expected ` +
+	want := `servers[1] (server_name "bad name"): server_name: invalid server name "bad name": byte 0x20 not allowed (expected ` +
 		expectServerName + `)`
 	if err == nil || err.Error() != want {
 		t.Errorf("ValidateEntries error:\n got %v\nwant %s", err, want)

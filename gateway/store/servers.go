@@ -41,7 +41,7 @@ func newServerRow(e Entry) (*serverRow, error) {
 
 // matches reports whether the glob row matches the parsed server name.
 func (row *serverRow) matches(name serverName) bool {
-	if row.name.port != "" && row.name.port != name.port {
+	if row.name.port != 0 && row.name.port != name.port {
 		return false
 	}
 	return matchGlob(row.name.host, name.host)
@@ -137,7 +137,7 @@ func (s *Store) Lookup(serverName string) (Entry, bool) {
 	if row := firstServer(txn, name.key()); row != nil {
 		return row.entry.clone(), true
 	}
-	if name.port != "" {
+	if name.port != 0 {
 		if row := firstServer(txn, name.host); row != nil {
 			return row.entry.clone(), true
 		}

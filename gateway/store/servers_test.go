@@ -123,6 +123,15 @@ func TestLookupCatchAll(t *testing.T) {
 	}
 }
 
+func TestLookupCatchAllSkipsNumericNames(t *testing.T) {
+	s := newTestStore(t, "*")
+	for _, serverName := range []string{"example.123", "a.0x7f", "0x7f.0.0.1", "1.2.3"} {
+		if got, ok := s.Lookup(serverName); ok {
+			t.Errorf("Lookup(%q) = %q, want no entry for an invalid server name", serverName, got.ServerName)
+		}
+	}
+}
+
 func TestLookupReturnsCopy(t *testing.T) {
 	s, err := New(Options{})
 	if err != nil {

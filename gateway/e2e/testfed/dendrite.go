@@ -151,7 +151,7 @@ func (hs *Homeserver) prepare(ctx context.Context, env dendriteEnv, spec homeser
 		// listener, but the address is still pinned to loopback.
 		return append(args, "--https-bind-address", net.JoinHostPort(loopback, "0")), nil
 	}
-	certFile, keyPEMFile, err := writeServerCert(env.ca, hs.Dir, "tls", serverNameHost(spec.serverName))
+	certFile, keyPEMFile, err := writeServerCert(env.ca, hs.Dir, "tls", mustHost(spec.serverName))
 	if err != nil {
 		return nil, err
 	}

@@ -150,7 +150,7 @@ func (gw *Gateway) writeFiles(spec gatewaySpec) error {
 	if err := os.MkdirAll(filepath.Join(spec.dir, "state"), 0o755); err != nil {
 		return err
 	}
-	certFile, keyFile, err := writeServerCert(spec.ca, spec.dir, "tls", serverNameHost(spec.serverName))
+	certFile, keyFile, err := writeServerCert(spec.ca, spec.dir, "tls", mustHost(spec.serverName))
 	if err != nil {
 		return err
 	}

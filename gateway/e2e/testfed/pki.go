@@ -4,14 +4,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/bordergate/bordergate/certs"
+	"github.com/bordergate/bordergate/gateway/servername"
 )
 
 // certValidity is the lifetime of the test CA and its certificates.
@@ -61,11 +60,12 @@ func newHTTPClient(ca *certs.CA) *http.Client {
 	return &http.Client{Transport: transport, Timeout: 2 * time.Minute}
 }
 
-// serverNameHost returns the host part of a Matrix server name: without the
-// port, and without the brackets of an IPv6 literal.
-func serverNameHost(serverName string) string {
-	if host, _, err := net.SplitHostPort(serverName); err == nil {
-		return host
+// mustHost returns the host part of one of the harness's own server names,
+// which are valid by construction.
+func mustHost(serverName string) string {
+	host, _, err := servername.Split(serverName)
+	if err != nil {
+		panic("testfed: " + err.Error())
 	}
-	return strings.TrimSuffix(strings.TrimPrefix(serverName, "["), "]")
+	return host
 }

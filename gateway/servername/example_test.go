@@ -1,14 +1,14 @@
-package keys_test
+package servername_test
 
 import (
 	"fmt"
 
-	"github.com/bordergate/bordergate/gateway/keys"
+	"github.com/bordergate/bordergate/gateway/servername"
 )
 
-func ExampleSplitServerName() {
+func ExampleSplit() {
 	for _, name := range []string{"matrix.org", "matrix.org:8888", "[1234:5678::abcd]:5678", "matrix.org:99999"} {
-		host, port, err := keys.SplitServerName(name)
+		host, port, err := servername.Split(name)
 		if err != nil {
 			fmt.Println(err)
 			continue
@@ -19,5 +19,5 @@ func ExampleSplitServerName() {
 	// matrix.org 0
 	// matrix.org 8888
 	// 1234:5678::abcd 5678
-	// invalid server name "matrix.org:99999": port 99999 is outside 1 to 65535
+	// invalid server name "matrix.org:99999": port 99999 out of range 1-65535
 }
