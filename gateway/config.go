@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -10,12 +12,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/bordergate/bordergate/gateway/decisionlog"
 	"github.com/bordergate/bordergate/gateway/servername"
 )
 
@@ -194,7 +198,8 @@ func ParseConfig(data []byte, dir string) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("invalid YAML: %w", err)
+		msg := goTypeNames.ReplaceAllString(err.Error(), "$1")
+		return nil, fmt.Errorf("invalid YAML: %s", strings.ReplaceAll(msg, "\n  ", " "))
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -290,8 +295,18 @@ func (c *Config) validateInbound() error {
 		return bad("inbound.max_body_bytes", fmt.Sprintf("%d is too small", c.Inbound.MaxBodyBytes),
 			"write at least 65536 (one maximum-size event); the default is 8388608")
 	}
-	if c.Inbound.ReadHeaderTimeout < 0 || c.Inbound.ReadTimeout < 0 || c.Inbound.IdleTimeout < 0 {
-		return bad("inbound timeouts", "negative duration", `write a positive duration such as "10s"`)
+	timeouts := []struct {
+		field string
+		value time.Duration
+	}{
+		{"inbound.read_header_timeout", c.Inbound.ReadHeaderTimeout},
+		{"inbound.read_timeout", c.Inbound.ReadTimeout},
+		{"inbound.idle_timeout", c.Inbound.IdleTimeout},
+	}
+	for _, t := range timeouts {
+		if t.value < 0 {
+			return bad(t.field, "negative duration", `write a positive duration such as "10s"`)
+		}
 	}
 	return nil
 }
@@ -335,6 +350,12 @@ func (c *Config) validateKeys() error {
 		if len(n.Keys) == 0 {
 			return bad(field+".keys", "missing", "pin at least one verify key of the notary, key ID to base64")
 		}
+		for id, encoded := range n.Keys {
+			if _, err := decodePublicKey(encoded); err != nil {
+				return bad(fmt.Sprintf("%s.keys[%s]", field, id), err.Error(),
+					"write the 43-character unpadded base64 key from the notary's /_matrix/key/v2/server")
+			}
+		}
 	}
 	if c.Keys.FetchTimeout < 0 {
 		return bad("keys.fetch_timeout", "negative duration", `write a positive duration such as "10s"`)
@@ -353,6 +374,11 @@ func (c *Config) validateFiles() error {
 }
 
 func (c *Config) validateEnums() error {
+	if len(c.DecisionLog.Mask) > 0 {
+		if _, err := decisionlog.NewMasker(c.DecisionLog.Mask); err != nil {
+			return bad("decision_log.mask", err.Error(), `write JSON pointers such as "/input/pdu/content/body"`)
+		}
+	}
 	switch c.DecisionLog.Sync {
 	case "always", "none":
 	default:
@@ -369,6 +395,20 @@ func (c *Config) validateEnums() error {
 		return bad("log.format", fmt.Sprintf("unknown format %q", c.Log.Format), "write json or text")
 	}
 	return nil
+}
+
+// goTypeNames matches the Go type names that the YAML decoder puts in its
+// messages ("field x not found in type gateway.Config"), which mean
+// nothing to an operator.
+var goTypeNames = regexp.MustCompile(`(not found) in type [\w.]+`)
+
+// decodePublicKey decodes a padded or unpadded base64 Ed25519 public key.
+func decodePublicKey(encoded string) (ed25519.PublicKey, error) {
+	pub, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(encoded, "="))
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return nil, errors.New("not a base64 Ed25519 public key")
+	}
+	return pub, nil
 }
 
 func validateHostPort(hostport string) error {

@@ -68,7 +68,7 @@ func TestParseConfigErrors(t *testing.T) {
 		extra   string
 		want    string
 	}{
-		{"unknown field", [2]string{}, "colour: blue\n", "field colour not found"},
+		{"unknown field", [2]string{}, "colour: blue\n", "invalid YAML: yaml: unmarshal errors: line 13: field colour not found"},
 		{"missing server names", [2]string{`server_names: ["hs2.example.org"]`, ""}, "",
 			`server_names: missing; list the local server names, such as ["example.org"]`},
 		{"bad server name", [2]string{`"hs2.example.org"`, `"hs_2.example.org"`}, "", "server_names[0]: "},
@@ -120,5 +120,36 @@ func TestLoadConfigNamesFile(t *testing.T) {
 	_, err := LoadConfig(path)
 	if err == nil || !strings.HasPrefix(err.Error(), path+": server_names: missing") {
 		t.Errorf("LoadConfig error = %v, want it to start with the file name and field", err)
+	}
+}
+
+func TestParseConfigCheckedAtLoad(t *testing.T) {
+	tests := []struct {
+		name, extra, want string
+	}{
+		{"negative read timeout", "inbound:\n  read_timeout: -1s\n", "inbound.read_timeout: negative duration"},
+		{"bad notary key", "keys:\n  notary_servers:\n    - server_name: notary.example.org\n      keys: {\"ed25519:a\": \"short\"}\n",
+			"keys.notary_servers[0].keys[ed25519:a]: not a base64 Ed25519 public key"},
+		{"bad mask pointer", "decision_log:\n  mask: [\"input/pdu\"]\n", "decision_log.mask: "},
+		{"no Go type names", "inbound:\n  colour: blue\n", "field colour not found;"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			text := minimalConfig + tc.extra
+			if strings.HasPrefix(tc.extra, "inbound:") {
+				text = strings.Replace(minimalConfig, "inbound:\n", tc.extra, 1)
+			}
+			_, err := ParseConfig([]byte(text), "")
+			if err == nil {
+				t.Fatal("ParseConfig succeeded, want an error")
+			}
+			msg := err.Error() + ";"
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+			if strings.Contains(msg, "gateway.") {
+				t.Errorf("error %q names a Go type", err)
+			}
+		})
 	}
 }

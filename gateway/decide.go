@@ -9,20 +9,13 @@ import (
 	"github.com/bordergate/bordergate/policy"
 )
 
-// Actions recorded in decision records.
+// Actions recorded in decision records; see the decisionlog constants.
 const (
-	// actionForward: the item or request was passed to the homeserver.
-	actionForward = "forward"
-	// actionWithheld: the item was allowed but its transaction was not
-	// forwarded because another item of it was denied.
-	actionWithheld = "withheld"
-	// actionDenied: policy denied the item; it was not forwarded.
-	actionDenied = "denied"
-	// actionRejected: the pipeline refused the request or item before or
-	// instead of policy (bad signature, malformed event, ...).
-	actionRejected = "rejected"
-	// actionAnswered: the gateway answered the request itself.
-	actionAnswered = "answered"
+	actionForward  = decisionlog.ActionForward
+	actionWithheld = decisionlog.ActionWithheld
+	actionDenied   = decisionlog.ActionDenied
+	actionRejected = decisionlog.ActionRejected
+	actionAnswered = decisionlog.ActionAnswered
 )
 
 const directionInbound = "inbound"

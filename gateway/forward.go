@@ -85,6 +85,12 @@ func (f *forwarder) send(ctx context.Context, in *http.Request, body []byte) (*h
 	resp, err := f.client.Do(out)
 	if err != nil {
 		cancel()
+		// The client's own error text shows the opaque target without the
+		// host, so the error names the full URL itself.
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			err = fmt.Errorf("%s %s%s: %w", in.Method, f.base.String(), in.RequestURI, urlErr.Err)
+		}
 		return nil, nil, upstreamError(err)
 	}
 	return resp, cancel, nil

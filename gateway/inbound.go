@@ -68,12 +68,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := g.requestRecord(ex)
 	rec.Allow = false
 	rec.Status = me.status
-	rec.Action = actionRejected
+	if rec.Action == "" || rec.Action == actionForward {
+		rec.Action = actionRejected
+	}
 	rec.Error = me.Error()
 	if rec.Result == nil {
 		rec.Result = map[string]any{"allow": false, "reasons": []string{me.message}}
 	}
-	_ = g.finish(r.Context(), ex)
+	if err := g.finish(r.Context(), ex); err != nil {
+		// A refusal whose record is lost is not sent: the origin gets a
+		// 503 and retries, and is decided again.
+		me = asMatrixError(err)
+	}
 	level := slog.LevelInfo
 	if me.status >= 500 {
 		level = slog.LevelWarn
@@ -245,6 +251,7 @@ func (g *Gateway) decideRequest(ctx context.Context, ex *exchange) error {
 	rec.Result = decisionResult(decision)
 	rec.Allow = decision.Allow
 	if !decision.Allow {
+		rec.Action = actionDenied
 		return newError(http.StatusForbidden, codeForbidden, "denied by policy: "+joinReasons(decision.Reasons))
 	}
 	if ex.listed && ex.entry.RequireMTLS && !ex.tls.MatchesOrigin {

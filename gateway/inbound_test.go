@@ -488,3 +488,29 @@ func TestQueriedEntitiesMustBeLocal(t *testing.T) {
 		})
 	}
 }
+
+func TestReloadAllowlist(t *testing.T) {
+	tg := startGateway(t, gatewayOptions{})
+	uri := "/_matrix/federation/v1/query/profile?user_id=%40bob%3Ahs2.test%3A8448"
+	tg.hs.body = `{}`
+	if resp, answer := tg.request("GET", uri, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("before reload: status %d, answer %v", resp.StatusCode, answer)
+	}
+
+	writeFile(t, tg.dir, "allowlist.yaml", "servers:\n  - server_name: [broken\n")
+	if err := tg.gw.Reload(t.Context()); err == nil || !strings.Contains(err.Error(), "reload allow-list") {
+		t.Fatalf("Reload with a broken file = %v, want an allow-list error", err)
+	}
+	if resp, _ := tg.request("GET", uri, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("after a failed reload: status %d, want the old allow-list still in force", resp.StatusCode)
+	}
+
+	writeFile(t, tg.dir, "allowlist.yaml", "servers:\n  - server_name: other.test\n    endpoints: [\"*\"]\n")
+	if err := tg.gw.Reload(t.Context()); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	resp, answer := tg.request("GET", uri, nil)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("after reload without hs1: status %d, want 403; answer %v", resp.StatusCode, answer)
+	}
+}

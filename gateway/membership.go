@@ -98,10 +98,14 @@ func (g *Gateway) handleMembership(ctx context.Context, ex *exchange, w http.Res
 	if checked.verifyFailed {
 		return newError(http.StatusBadRequest, codeInvalidParam, checked.reason)
 	}
-	if err := g.checkMembershipPDU(ex, route, checked); err != nil {
-		checked.record.Allow, checked.record.Action = false, actionRejected
-		checked.record.Error = err.Error()
-		return err
+	// policy_sign carries a PDU to sign, not a membership change, so only
+	// the membership endpoints get the membership rules.
+	if _, membership := membershipOf[route]; membership {
+		if err := g.checkMembershipPDU(ex, route, checked); err != nil {
+			checked.record.Allow, checked.record.Action = false, actionRejected
+			checked.record.Error = err.Error()
+			return err
+		}
 	}
 	if !checked.allowed {
 		return newError(http.StatusForbidden, codeForbidden, checked.reason)

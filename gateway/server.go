@@ -7,14 +7,13 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
+	"os"
 	"time"
 
 	"github.com/bordergate/bordergate/certs"
@@ -122,13 +121,23 @@ func openDecisionLog(cfg *Config, log *slog.Logger) (*decisionlog.Writer, error)
 		Path:   cfg.DecisionLog.File,
 		Sync:   decisionlog.SyncMode(cfg.DecisionLog.Sync),
 		Masker: masker,
-		Logger: log.With(keyComponent, "decisionlog"),
-		Labels: map[string]string{"server_name": cfg.ServerNames[0]},
+		Logger: log,
+		Labels: recordLabels(cfg),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open decision log: %w", err)
+		return nil, err
 	}
 	return w, nil
+}
+
+// recordLabels are the labels of every decision record: the gateway
+// instance (its host name) and the local server it guards.
+func recordLabels(cfg *Config) map[string]string {
+	labels := map[string]string{"server_name": cfg.ServerNames[0]}
+	if host, err := os.Hostname(); err == nil {
+		labels["id"] = host
+	}
+	return labels
 }
 
 func newKeyRing(cfg *Config, st *store.Store, log *slog.Logger) (*keys.Ring, error) {
@@ -182,9 +191,9 @@ func notaryConfig(list []NotaryConfig) ([]keys.Notary, error) {
 	for i, n := range list {
 		notary := keys.Notary{ServerName: n.ServerName, Address: n.Address, Keys: map[string]ed25519.PublicKey{}}
 		for id, encoded := range n.Keys {
-			pub, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(encoded, "="))
-			if err != nil || len(pub) != ed25519.PublicKeySize {
-				return nil, bad(fmt.Sprintf("keys.notary_servers[%d].keys[%s]", i, id), "not a base64 Ed25519 public key",
+			pub, err := decodePublicKey(encoded)
+			if err != nil {
+				return nil, bad(fmt.Sprintf("keys.notary_servers[%d].keys[%s]", i, id), err.Error(),
 					"write the 43-character unpadded base64 key from the notary's /_matrix/key/v2/server")
 			}
 			notary.Keys[id] = pub

@@ -62,8 +62,7 @@ func (g *Gateway) handleTransaction(ctx context.Context, ex *exchange, w http.Re
 	if len(refusals) == 0 {
 		return g.forwardTransaction(ctx, ex, w, outcomes)
 	}
-	g.withholdTransaction(ctx, ex, w, outcomes, refusals)
-	return nil
+	return g.withholdTransaction(ctx, ex, w, outcomes, refusals)
 }
 
 // parseTransaction checks the envelope. Problems with single PDUs or EDUs
@@ -144,6 +143,9 @@ func (g *Gateway) forwardTransaction(ctx context.Context, ex *exchange, w http.R
 		return err
 	}
 	rec.Status = resp.status
+	// The items' records are already durable and the homeserver has the
+	// transaction, so a lost request record is logged, not answered with
+	// an error that would make the origin send it again.
 	_ = g.finish(ctx, ex)
 	writeForwarded(w, resp, rec.DecisionID)
 	return nil
@@ -152,7 +154,7 @@ func (g *Gateway) forwardTransaction(ctx context.Context, ex *exchange, w http.R
 // withholdTransaction answers the origin itself: 200 with an error for
 // every PDU, so that the origin does not retry the transaction, and a
 // record for every withheld item saying why.
-func (g *Gateway) withholdTransaction(ctx context.Context, ex *exchange, w http.ResponseWriter, outcomes []*itemOutcome, refusals []string) {
+func (g *Gateway) withholdTransaction(ctx context.Context, ex *exchange, w http.ResponseWriter, outcomes []*itemOutcome, refusals []string) error {
 	pdus := make(map[string]any, len(outcomes))
 	for _, o := range outcomes {
 		if o.allowed {
@@ -169,9 +171,14 @@ func (g *Gateway) withholdTransaction(ctx context.Context, ex *exchange, w http.
 	rec.Action = actionAnswered
 	rec.Status = http.StatusOK
 	rec.WithheldBy = refusals[0]
-	_ = g.finish(ctx, ex)
+	// The 200 tells the origin not to send these PDUs again, so it is only
+	// sent once the records saying why are durable.
+	if err := g.finish(ctx, ex); err != nil {
+		return err
+	}
 	w.Header().Set(headerDecisionID, rec.DecisionID)
 	writeJSON(w, http.StatusOK, map[string]any{"pdus": pdus})
+	return nil
 }
 
 // writeRecords writes records concurrently, so that the decision log

@@ -91,7 +91,7 @@ func messagePDU() *PDUInput {
 	in.Origin = request.Origin
 	in.Destination = request.Destination
 	in.Transaction = Transaction{TxnID: "1700000000000", PDUCount: 1, EDUCount: 1}
-	in.Room = Room{RoomID: "!room:hs1.example", Version: "10", VersionSource: VersionSourceStored}
+	in.Room = Room{RoomID: "!room:hs1.example", Version: "10", VersionSource: VersionSourceInvite}
 	in.PDU = PDU{
 		EventID:        "$Rqnc-F-dvnEYJTyHq_iKxU2bZ1CI92-kuZq3a5lr5Zg",
 		Type:           "m.room.message",

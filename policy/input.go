@@ -28,7 +28,6 @@ const (
 	KeySourcePinned KeySource = "pinned" // pinned_keys of the allow-list entry
 	KeySourceServer KeySource = "server" // fetched from the origin's /_matrix/key/v2/server
 	KeySourceNotary KeySource = "notary" // fetched from a configured notary server
-	KeySourceCache  KeySource = "cache"  // cached from an earlier fetch, within its validity
 )
 
 // VersionSource is the source from which the gateway learned a room's version.
@@ -41,7 +40,6 @@ const (
 	VersionSourceMakeJoin    VersionSource = "make_join"    // room_version of a make_join response
 	VersionSourceSendJoin    VersionSource = "send_join"    // state returned by send_join
 	VersionSourceSeed        VersionSource = "seed"         // rooms seed file of the gateway
-	VersionSourceStored      VersionSource = "stored"       // rooms table, learned earlier
 	VersionSourceUnknown     VersionSource = "unknown"      // not known, so the event could not be checked
 )
 
@@ -163,7 +161,8 @@ type AllowlistEntry struct {
 	// ServerName is the entry's server name pattern, which may contain * and ?.
 	ServerName     string `json:"server_name"`
 	Administration string `json:"administration"`
-	// PinnedKeys maps key IDs to unpadded base64 ed25519 public keys.
+	// PinnedKeys maps key IDs to base64 Ed25519 public keys, padded or not as
+	// the allow-list writes them.
 	PinnedKeys  map[string]string `json:"pinned_keys"`
 	RevokedKeys []string          `json:"revoked_keys"`
 	// Address is the host:port used instead of server discovery, "" for none.

@@ -17,6 +17,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newEventCommand())
+	root.AddCommand(newServeCommand(), newCheckCommand(), newEventCommand())
 	return root
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -17,8 +18,13 @@ func newServeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE",
 		Short: "Run the gateway",
-		Long:  "Run the gateway with the YAML configuration in FILE until SIGINT or SIGTERM. A configuration error stops it before it listens.",
-		Args:  cobra.NoArgs,
+		Long: `Run the gateway with the YAML configuration in FILE until SIGINT or SIGTERM.
+A configuration error stops it before it listens.
+
+SIGHUP rereads the allow-list file and reopens the decision log file (after
+log rotation). An allow-list that fails to load is rejected whole and the one
+in force stays.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := gateway.LoadConfig(configPath)
 			if err != nil {
@@ -32,6 +38,7 @@ func newServeCommand() *cobra.Command {
 				return err
 			}
 			defer g.Close()
+			go reloadOnHangup(ctx, g)
 			return g.Serve(ctx)
 		},
 	}
@@ -50,4 +57,20 @@ func newLogger(cfg gateway.LogConfig) *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// reloadOnHangup reloads the gateway on each SIGHUP until ctx ends. Reload
+// logs its own errors.
+func reloadOnHangup(ctx context.Context, g *gateway.Gateway) {
+	hangups := make(chan os.Signal, 1)
+	signal.Notify(hangups, syscall.SIGHUP)
+	defer signal.Stop(hangups)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hangups:
+			_ = g.Reload(ctx)
+		}
+	}
 }

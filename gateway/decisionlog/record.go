@@ -24,7 +24,10 @@ const (
 	// ActionWithheld means the item was allowed but not sent, because
 	// another item of the same signed transaction was denied.
 	ActionWithheld = "withheld"
-	// ActionRejected means the gateway returned an error for the item.
+	// ActionDenied means policy denied the item, so it was not sent.
+	ActionDenied = "denied"
+	// ActionRejected means the gateway refused the item before or instead
+	// of policy: a bad signature, a malformed event, a pipeline error.
 	ActionRejected = "rejected"
 	// ActionAnswered means the gateway returned the response itself without
 	// contacting the destination.
@@ -78,7 +81,7 @@ type Record struct {
 	Allow bool `json:"allow"`
 
 	// Action is the gateway's handling of the item: ActionForward,
-	// ActionWithheld, ActionRejected or ActionAnswered.
+	// ActionWithheld, ActionDenied, ActionRejected or ActionAnswered.
 	Action string `json:"action,omitempty"`
 
 	// Status is the HTTP status code of the gateway's response, or 0 when

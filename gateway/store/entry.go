@@ -49,7 +49,7 @@ type Entry struct {
 	// RequireMTLS requires the server to present a client certificate.
 	RequireMTLS bool `json:"require_mtls" yaml:"require_mtls"`
 	// Endpoints lists the endpoint IDs the server may call, or "*" for all
-	// of them. An empty list permits none.
+	// of them. The allow-list loader rejects an empty list.
 	Endpoints []string `json:"endpoints" yaml:"endpoints"`
 	// EventTypes lists event types for policy rules, "*" for all.
 	EventTypes []string `json:"event_types,omitempty" yaml:"event_types,omitempty"`

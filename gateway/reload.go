@@ -1,0 +1,62 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/bordergate/bordergate/certs"
+	"github.com/bordergate/bordergate/gateway/store"
+	"github.com/bordergate/bordergate/policy"
+)
+
+// Reload rereads the allow-list file and reopens the decision log file,
+// as after log rotation, without stopping the listener. An allow-list that
+// fails to load or validate is rejected as a whole and the one in force
+// stays; the error says why.
+func (g *Gateway) Reload(ctx context.Context) error {
+	var errs []error
+	entries, err := store.LoadAllowlist(g.cfg.Allowlist.File)
+	if err == nil {
+		err = g.store.ReplaceAllowlist(entries)
+	}
+	if err != nil {
+		g.log.ErrorContext(ctx, "allow-list not reloaded, the previous one stays in force", keyFile, g.cfg.Allowlist.File, keyErr, err)
+		errs = append(errs, fmt.Errorf("reload allow-list: %w", err))
+	} else {
+		g.log.InfoContext(ctx, "allow-list reloaded", keyFile, g.cfg.Allowlist.File, keyCount, len(entries))
+	}
+	if err := g.decisions.Reopen(); err != nil {
+		g.log.ErrorContext(ctx, "decision log not reopened", keyFile, g.cfg.DecisionLog.File, keyErr, err)
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Check loads everything a configuration names, the allow-list, rooms seed
+// file, policy, certificates and CA bundles, without listening, opening
+// the decision log or writing state, and returns the first problem.
+func Check(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	memCfg := *cfg
+	memCfg.StateDir = ""
+	st, err := openStore(&memCfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := newKeyRing(cfg, st, log); err != nil {
+		return err
+	}
+	if _, err := policy.New(ctx, policy.Config{Paths: cfg.Policy.Paths, DataFile: cfg.Policy.DataFile, Logger: log}); err != nil {
+		return fmt.Errorf("load policy: %w", err)
+	}
+	if _, err := newForwarder(cfg.Homeserver); err != nil {
+		return err
+	}
+	tlsCfg := cfg.Inbound.TLS
+	if _, err := certs.ServerTLSConfig(tlsCfg.CertFile, tlsCfg.KeyFile, tlsCfg.ClientCAFile); err != nil {
+		return fmt.Errorf("inbound tls: %w", err)
+	}
+	return nil
+}
