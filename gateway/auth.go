@@ -61,31 +61,39 @@ func (g *Gateway) verifyCredentials(ctx context.Context, ex *exchange, c xmatrix
 	if c.Destination != "" {
 		destinations = []string{c.Destination}
 	}
-	err = verifyAny(c, ex.r.Method, ex.r.RequestURI, destinations, content, key)
+	dest, err := verifyAny(c, ex.r.Method, ex.r.RequestURI, destinations, content, key)
 	if errors.Is(err, xmatrix.ErrBadSignature) && key.Source != keys.SourcePinned {
 		if refreshErr := g.keys.RefreshServer(ctx, ex.origin); refreshErr == nil {
 			if key, err = g.requestKey(ctx, ex.origin, c.KeyID); err != nil {
 				return err
 			}
-			err = verifyAny(c, ex.r.Method, ex.r.RequestURI, destinations, content, key)
+			dest, err = verifyAny(c, ex.r.Method, ex.r.RequestURI, destinations, content, key)
 		}
 	}
 	if err != nil {
 		return wrapError(http.StatusUnauthorized, codeUnauthorized,
 			fmt.Sprintf("invalid X-Matrix signature from %s with key %s", ex.origin, c.KeyID), err)
 	}
-	ex.keyID, ex.keySource = c.KeyID, key.Source
+	ex.keyID, ex.keySource, ex.destination = c.KeyID, key.Source, dest
+	c.Destination = dest
+	header, err := xmatrix.FormatAuthorization(c)
+	if err != nil {
+		return wrapError(http.StatusBadRequest, codeUnauthorized, "malformed Authorization header: "+err.Error(), err)
+	}
+	ex.authHeaders = append(ex.authHeaders, header)
 	return nil
 }
 
-func verifyAny(c xmatrix.Credentials, method, uri string, destinations []string, content *canonicaljson.Value, key keys.VerifyKey) error {
+// verifyAny verifies c as signed for one of destinations and returns the
+// one it was signed for.
+func verifyAny(c xmatrix.Credentials, method, uri string, destinations []string, content *canonicaljson.Value, key keys.VerifyKey) (string, error) {
 	var err error
 	for _, dest := range destinations {
 		if err = xmatrix.Verify(c, method, uri, dest, content, key.Public); err == nil {
-			return nil
+			return dest, nil
 		}
 	}
-	return err
+	return "", err
 }
 
 // requestKey finds a key that may verify a request made now.

@@ -31,6 +31,7 @@ const (
 	DefaultKeyFetchTimeout   = 10 * time.Second
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = 60 * time.Second
+	DefaultMaxConcurrent     = 256
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultStateDir          = "/var/lib/bordergate"
 	DefaultDecisionLog       = "/var/log/bordergate/decisions.jsonl"
@@ -79,6 +80,10 @@ type InboundConfig struct {
 	// ReadTimeout bounds reading a whole request, body included, so that a
 	// slow client cannot hold a connection open. Default 60s.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// MaxConcurrentRequests bounds the requests handled at once; more get
+	// 503 with Retry-After, so that a flood cannot exhaust memory.
+	// Default 256.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 	// IdleTimeout bounds idle keep-alive connections. Default 120s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
@@ -214,6 +219,9 @@ func (c *Config) setDefaults() {
 	if c.Inbound.MaxBodyBytes == 0 {
 		c.Inbound.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.Inbound.MaxConcurrentRequests == 0 {
+		c.Inbound.MaxConcurrentRequests = DefaultMaxConcurrent
+	}
 	setDefaultDuration(&c.Inbound.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDefaultDuration(&c.Inbound.ReadTimeout, DefaultReadTimeout)
 	setDefaultDuration(&c.Inbound.IdleTimeout, DefaultIdleTimeout)
@@ -294,6 +302,10 @@ func (c *Config) validateInbound() error {
 	if c.Inbound.MaxBodyBytes < 64<<10 {
 		return bad("inbound.max_body_bytes", fmt.Sprintf("%d is too small", c.Inbound.MaxBodyBytes),
 			"write at least 65536 (one maximum-size event); the default is 8388608")
+	}
+	if c.Inbound.MaxConcurrentRequests < 1 {
+		return bad("inbound.max_concurrent_requests", fmt.Sprintf("%d is not positive", c.Inbound.MaxConcurrentRequests),
+			"write at least 1; the default is 256")
 	}
 	timeouts := []struct {
 		field string

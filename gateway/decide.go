@@ -86,6 +86,11 @@ func (g *Gateway) commonInput(ex *exchange) (policy.Request, policy.Origin, poli
 }
 
 func (ex *exchange) policyRequest() policy.Request {
+	size := int64(len(ex.body))
+	if ex.body == nil && ex.r.ContentLength > 0 {
+		// The body was not read; its declared size stands in.
+		size = ex.r.ContentLength
+	}
 	return policy.Request{
 		Method:        ex.r.Method,
 		Path:          ex.match.RawPath,
@@ -93,7 +98,7 @@ func (ex *exchange) policyRequest() policy.Request {
 		Endpoint:      ex.endpointID(),
 		PathParams:    ex.match.Params,
 		Authenticated: ex.authenticated,
-		BodySize:      int64(len(ex.body)),
+		BodySize:      size,
 	}
 }
 

@@ -64,7 +64,10 @@ func (g *Gateway) checkEDU(ctx context.Context, ex *exchange, txn *transaction, 
 	return o
 }
 
-// eduUsers lists the users an EDU of a known type speaks for.
+// eduUsers lists the users an EDU speaks for. Types the gateway does not
+// know, unstable prefixed forms of spec types among them, are held to the
+// fields that name a user in the spec's EDUs: a string user_id or sender
+// must be a user of the origin.
 func eduUsers(eduType string, content canonicaljson.Value) []string {
 	switch eduType {
 	case "m.typing", "m.device_list_update", "m.signing_key_update":
@@ -89,7 +92,14 @@ func eduUsers(eduType string, content canonicaljson.Value) []string {
 		}
 		return users
 	}
-	return nil
+	var users []string
+	for _, field := range []string{"user_id", "sender"} {
+		if v, ok := content.Get(field); ok {
+			s, _ := v.Str()
+			users = append(users, s)
+		}
+	}
+	return users
 }
 
 // eduRooms lists the rooms an EDU names.

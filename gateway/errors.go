@@ -37,6 +37,9 @@ type matrixError struct {
 	allow []string
 	// cause is the underlying error, logged and recorded but not sent.
 	cause error
+	// extra holds further members of the error body, such as the
+	// room_version of M_INCOMPATIBLE_ROOM_VERSION.
+	extra map[string]string
 }
 
 func (e *matrixError) Error() string {
@@ -68,6 +71,9 @@ func asMatrixError(err error) *matrixError {
 
 // jsonErrorFor maps a canonicaljson parse error to its Matrix error.
 func jsonErrorFor(what string, err error) *matrixError {
+	if errors.Is(err, canonicaljson.ErrTooLarge) {
+		return wrapError(http.StatusRequestEntityTooLarge, codeTooLarge, what+" holds too many JSON values: "+err.Error(), err)
+	}
 	if errors.Is(err, canonicaljson.ErrBadJSON) {
 		return wrapError(http.StatusBadRequest, codeBadJSON, what+" is not acceptable JSON: "+err.Error(), err)
 	}
@@ -77,6 +83,9 @@ func jsonErrorFor(what string, err error) *matrixError {
 // writeMatrixError sends e with the decision ID of its record.
 func writeMatrixError(w http.ResponseWriter, e *matrixError, decisionID string) {
 	body := map[string]string{"errcode": e.errcode, "error": e.message}
+	for k, v := range e.extra {
+		body[k] = v
+	}
 	if decisionID != "" {
 		body["decision_id"] = decisionID
 		w.Header().Set(headerDecisionID, decisionID)

@@ -65,7 +65,12 @@ type forwardedResponse struct {
 // send sends the request with its raw target and the exact body bytes that
 // were verified. The caller must close the response body and then call
 // the returned cancel function.
-func (f *forwarder) send(ctx context.Context, in *http.Request, body []byte) (*http.Response, context.CancelFunc, error) {
+//
+// auth replaces the request's Authorization headers: the gateway forwards
+// the X-Matrix headers it verified, written in their plain form, so that a
+// homeserver that reads headers differently cannot find another origin in
+// them. Nil auth forwards none.
+func (f *forwarder) send(ctx context.Context, in *http.Request, body []byte, auth []string) (*http.Response, context.CancelFunc, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	// The raw request target is forwarded unchanged: the X-Matrix signature
 	// covers it exactly as the origin sent it.
@@ -78,6 +83,10 @@ func (f *forwarder) send(ctx context.Context, in *http.Request, body []byte) (*h
 	out.URL = target
 	out.Host = in.Host
 	out.Header = forwardHeaders(in)
+	out.Header.Del("Authorization")
+	for _, value := range auth {
+		out.Header.Add("Authorization", value)
+	}
 	out.ContentLength = int64(len(body))
 	if len(body) == 0 {
 		out.Body = http.NoBody
@@ -99,8 +108,8 @@ func (f *forwarder) send(ctx context.Context, in *http.Request, body []byte) (*h
 // forward sends the request and reads the whole answer, up to maxResponse
 // bytes. A homeserver that cannot be reached gives 502 and one that times
 // out 504, so that the origin retries.
-func (f *forwarder) forward(ctx context.Context, in *http.Request, body []byte, maxResponse int64) (*forwardedResponse, error) {
-	resp, cancel, err := f.send(ctx, in, body)
+func (f *forwarder) forward(ctx context.Context, in *http.Request, body []byte, auth []string, maxResponse int64) (*forwardedResponse, error) {
+	resp, cancel, err := f.send(ctx, in, body, auth)
 	if err != nil {
 		return nil, err
 	}
@@ -116,15 +125,9 @@ func (f *forwarder) forward(ctx context.Context, in *http.Request, body []byte, 
 	return &forwardedResponse{status: resp.StatusCode, header: resp.Header, body: data}, nil
 }
 
-// stream sends the request and copies the answer to w as it arrives, for
-// answers the gateway does not inspect, such as media.
-func (f *forwarder) stream(ctx context.Context, w http.ResponseWriter, in *http.Request, body []byte, decisionID string) error {
-	resp, cancel, err := f.send(ctx, in, body)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	defer resp.Body.Close()
+// relay copies an answer the gateway does not inspect, such as media, to
+// w as it arrives.
+func relay(w http.ResponseWriter, resp *http.Response, decisionID string) {
 	copyResponseHeaders(w, resp.Header, decisionID)
 	if resp.ContentLength >= 0 {
 		w.Header().Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
@@ -135,7 +138,6 @@ func (f *forwarder) stream(ctx context.Context, w http.ResponseWriter, in *http.
 		// error closes the connection so the origin sees a truncated answer.
 		panic(http.ErrAbortHandler)
 	}
-	return nil
 }
 
 func upstreamError(err error) *matrixError {

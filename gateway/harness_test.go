@@ -102,6 +102,9 @@ type gatewayOptions struct {
 	homeserverURL string
 	timeout       time.Duration
 	rooms         string
+	// maxConcurrent is inbound.max_concurrent_requests; zero keeps the
+	// default.
+	maxConcurrent int
 }
 
 func startGateway(t *testing.T, opts gatewayOptions) *testGateway {
@@ -156,13 +159,14 @@ func startGateway(t *testing.T, opts gatewayOptions) *testGateway {
 inbound:
   listen: 127.0.0.1:1
   tls: {cert_file: cert.pem, key_file: key.pem, client_ca_file: ca.pem}
+  max_concurrent_requests: %d
 homeserver: {url: %q, timeout: %s}
 state_dir: state
 allowlist: {file: allowlist.yaml}
 rooms: {seed_file: rooms.yaml}
 policy: {paths: [%q], data_file: policy-data.json}
 decision_log: {file: decisions.jsonl}
-`, localName, hsURL, timeout, regoDir(t))
+`, localName, opts.maxConcurrent, hsURL, timeout, regoDir(t))
 	writeFile(t, dir, "bordergate.yaml", config)
 	cfg, err := LoadConfig(filepath.Join(dir, "bordergate.yaml"))
 	if err != nil {

@@ -25,6 +25,11 @@ import (
 // maxResponseBytes caps homeserver answers that the gateway reads in full.
 const maxResponseBytes = 64 << 20
 
+// maxBodyValues caps the JSON values of one request body. A parsed value
+// takes about 80 bytes, so a body at this cap costs about 20 MiB to parse;
+// a transaction of 50 ordinary events holds a few thousand values.
+const maxBodyValues = 1 << 18
+
 // exchange is the state of one inbound request as it moves through the
 // pipeline. Each step fills in what it verified.
 type exchange struct {
@@ -33,7 +38,11 @@ type exchange struct {
 	match routes.Result
 
 	// creds are the parsed X-Matrix headers; origin is their common origin.
-	creds         []xmatrix.Credentials
+	creds []xmatrix.Credentials
+	// authHeaders are the verified creds written in their plain form, with
+	// the destination they were signed for: the only Authorization headers
+	// forwarded.
+	authHeaders   []string
 	origin        string
 	destination   string
 	entry         store.Entry
@@ -50,6 +59,10 @@ type exchange struct {
 	content    canonicaljson.Value
 	hasContent bool
 
+	// pending are room versions learned from the request, stored only once
+	// the homeserver accepts it.
+	pending []store.Room
+
 	// request is the request decision's record, completed when the
 	// exchange ends.
 	request *decisionlog.Record
@@ -60,7 +73,16 @@ type exchange struct {
 // ServeHTTP runs the inbound pipeline on one federation request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := &exchange{r: r, start: g.now()}
-	err := g.handle(r.Context(), ex, w)
+	var err error
+	select {
+	case g.slots <- struct{}{}:
+		err = g.handle(r.Context(), ex, w)
+		<-g.slots
+	default:
+		w.Header().Set("Retry-After", "1")
+		err = newError(http.StatusServiceUnavailable, codeUnknown,
+			fmt.Sprintf("gateway busy: %d requests in progress", cap(g.slots)))
+	}
 	if err == nil {
 		return
 	}
@@ -71,6 +93,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rec.Action == "" || rec.Action == actionForward {
 		rec.Action = actionRejected
 	}
+
 	rec.Error = me.Error()
 	if rec.Result == nil {
 		rec.Result = map[string]any{"allow": false, "reasons": []string{me.message}}
@@ -102,8 +125,13 @@ func (g *Gateway) handle(ctx context.Context, ex *exchange, w http.ResponseWrite
 			return err
 		}
 	}
-	if err := g.readBody(ex); err != nil {
-		return err
+	// The body of an origin whose keys the gateway will not look up is
+	// never read: the request is refused anyway, and parsing is the most
+	// expensive step an unauthenticated sender could make the gateway do.
+	if !xmatrixAuth || ex.listed {
+		if err := g.readBody(ex); err != nil {
+			return err
+		}
 	}
 	if xmatrixAuth {
 		if err := g.authenticate(ctx, ex); err != nil {
@@ -128,6 +156,23 @@ func (g *Gateway) handle(ctx context.Context, ex *exchange, w http.ResponseWrite
 	default:
 		return g.handleMembership(ctx, ex, w)
 	}
+}
+
+// checkBodyNumbers requires canonical integers everywhere in a body except
+// inside its PDUs, which follow their room version's rules, and a
+// transaction's EDUs, which are checked one by one so that one bad EDU
+// does not fail the envelope.
+func checkBodyNumbers(body canonicaljson.Value, pdus routes.PDULocation) error {
+	var skip []string
+	switch pdus {
+	case routes.PDUsBody, routes.PDUsInviteV1:
+		return nil
+	case routes.PDUsTransaction:
+		skip = []string{"pdus", "edus"}
+	case routes.PDUsInviteV2:
+		skip = []string{"event", "invite_room_state"}
+	}
+	return body.Without(skip...).CheckStrictNumbers()
 }
 
 func (ex *exchange) endpointID() string {
@@ -195,19 +240,15 @@ func (g *Gateway) readBody(ex *exchange) error {
 		}
 		return nil
 	}
-	v, err := canonicaljson.Parse(body)
+	v, err := canonicaljson.ParseWith(body, canonicaljson.Options{MaxValues: maxBodyValues})
 	if err != nil {
 		return jsonErrorFor("request body", err)
 	}
 	if v.Kind() != canonicaljson.Object {
 		return newError(http.StatusBadRequest, codeBadJSON, "request body must be a JSON object, not "+v.Kind().String())
 	}
-	// Bodies that carry PDUs are checked event by event against their room
-	// version; all other bodies use canonical integers only.
-	if ex.match.Route.BodyPDUs == routes.PDUsNone {
-		if err := v.CheckStrictNumbers(); err != nil {
-			return jsonErrorFor("request body", err)
-		}
+	if err := checkBodyNumbers(v, ex.match.Route.BodyPDUs); err != nil {
+		return jsonErrorFor("request body", err)
 	}
 	ex.content, ex.hasContent = v, true
 	return nil
@@ -216,7 +257,14 @@ func (g *Gateway) readBody(ex *exchange) error {
 // parseAuthorization parses the X-Matrix headers and checks the
 // destination, before any key is looked up.
 func (g *Gateway) parseAuthorization(ex *exchange) error {
-	creds, err := xmatrix.ParseAuthorization(ex.r.Header.Values("Authorization"))
+	values := ex.r.Header.Values("Authorization")
+	for _, v := range values {
+		if s := authScheme(v); !strings.EqualFold(s, "X-Matrix") {
+			return newError(http.StatusBadRequest, codeUnauthorized,
+				fmt.Sprintf("Authorization scheme %q is not accepted; federation requests use X-Matrix", s))
+		}
+	}
+	creds, err := xmatrix.ParseAuthorization(values)
 	switch {
 	case errors.Is(err, xmatrix.ErrMissing):
 		return wrapError(http.StatusUnauthorized, codeUnauthorized, "missing X-Matrix Authorization header", err)
@@ -280,23 +328,71 @@ func decisionResult(d policy.Decision) any {
 func (g *Gateway) forwardRequest(ctx context.Context, ex *exchange, w http.ResponseWriter) error {
 	rec := g.requestRecord(ex)
 	rec.Action = actionForward
+	if err := g.commitItems(ctx, ex); err != nil {
+		return err
+	}
 	if !learnsFromResponse(ex.match.Route.ID) {
-		if err := g.finish(ctx, ex); err != nil {
+		resp, cancel, err := g.forward.send(ctx, ex.r, ex.body, ex.authHeaders)
+		if err != nil {
 			return err
 		}
-		return g.forward.stream(ctx, w, ex.r, ex.body, rec.DecisionID)
+		defer cancel()
+		defer resp.Body.Close()
+		if err := g.delivered(ctx, ex, resp.StatusCode); err != nil {
+			return err
+		}
+		relay(w, resp, rec.DecisionID)
+		return nil
 	}
-	resp, err := g.forward.forward(ctx, ex.r, ex.body, maxResponseBytes)
+	resp, err := g.forward.forward(ctx, ex.r, ex.body, ex.authHeaders, maxResponseBytes)
 	if err != nil {
 		return err
 	}
 	if resp.status == http.StatusOK {
 		g.learnFromTemplate(ctx, ex, resp.body)
 	}
-	rec.Status = resp.status
-	if err := g.finish(ctx, ex); err != nil {
+	if err := g.delivered(ctx, ex, resp.status); err != nil {
 		return err
 	}
 	writeForwarded(w, resp, rec.DecisionID)
 	return nil
+}
+
+// commitItems writes the PDU and EDU records of an exchange before its
+// request is forwarded, so that nothing reaches the homeserver whose
+// decision is not on disk: a decision log that cannot be written stops
+// the request with 503. An item record with action "forward" therefore
+// says the gateway sent the item on; the request record, written once the
+// homeserver has answered, has the homeserver's status. A request without
+// items has its own record written now instead, without a status.
+func (g *Gateway) commitItems(ctx context.Context, ex *exchange) error {
+	if len(ex.items) == 0 {
+		return g.finish(ctx, ex)
+	}
+	items := ex.items
+	ex.items = nil
+	return g.writeRecords(ctx, items)
+}
+
+// delivered completes an exchange whose request the homeserver answered
+// with status: it stores what the request taught if the homeserver
+// accepted it, and writes the request record, which is durable before the
+// origin sees the answer. An origin that gets no answer retries, and the
+// retry is decided and recorded again.
+func (g *Gateway) delivered(ctx context.Context, ex *exchange, status int) error {
+	if ex.request != nil {
+		ex.request.Status = status
+	}
+	g.learnPending(ctx, ex, status)
+	return g.finish(ctx, ex)
+}
+
+// authScheme returns the scheme of an Authorization value: its first
+// token.
+func authScheme(value string) string {
+	value = strings.TrimLeft(value, " \t")
+	if end := strings.IndexAny(value, " \t"); end >= 0 {
+		return value[:end]
+	}
+	return value
 }

@@ -414,7 +414,7 @@ func TestInviteV2(t *testing.T) {
 		{"invitee not local", uri(foreignID), body(foreign), 400, `invited user "@carol:elsewhere.test" is not on this server`},
 		{"tampered invite_room_state", uri(inviteID), []byte(`{"room_version":"11","event":` + string(canonicaljson.Encode(invite)) +
 			`,"invite_room_state":[` + string(canonicaljson.Encode(join.With("depth", canonicaljson.IntValue(99)))) + `]}`), 400, "invite_room_state[0]: event signature check failed"},
-		{"no room version", uri(inviteID), []byte(`{"event":` + string(canonicaljson.Encode(invite)) + `}`), 400, "invite has no string room_version"},
+		{"no room version", uri(inviteID), []byte(`{"event":` + string(canonicaljson.Encode(invite)) + `}`), 400, "invite has no room_version"},
 		{"valid invite", uri(inviteID), body(invite), 200, ""},
 	}
 	for _, tc := range tests {
@@ -512,5 +512,44 @@ func TestReloadAllowlist(t *testing.T) {
 	resp, answer := tg.request("GET", uri, nil)
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("after reload without hs1: status %d, want 403; answer %v", resp.StatusCode, answer)
+	}
+}
+
+func TestBusyGatewayAnswers503(t *testing.T) {
+	tg := startGateway(t, gatewayOptions{maxConcurrent: 1})
+	tg.hs.delay = 500 * time.Millisecond
+	done := make(chan int, 1)
+	go func() {
+		resp, _ := tg.raw("GET", "/_matrix/key/v2/server", nil, nil)
+		done <- resp.StatusCode
+	}()
+	// Wait until the first request holds the only slot at the homeserver.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(tg.hs.received()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, answer := tg.raw("GET", "/_matrix/federation/v1/version", nil, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("second request: status %d, Retry-After %q, want 503 with Retry-After; answer %v",
+			resp.StatusCode, resp.Header.Get("Retry-After"), answer)
+	}
+	if answer["decision_id"] == nil {
+		t.Errorf("busy answer %v has no decision_id", answer)
+	}
+	if status := <-done; status != http.StatusOK {
+		t.Errorf("first request: status %d, want 200", status)
+	}
+}
+
+func TestBodyWithTooManyValues(t *testing.T) {
+	tg := startGateway(t, gatewayOptions{})
+	// Two bytes a value: the cap on values, not on bytes, stops this body.
+	body := []byte(`{"device_keys":{"@bob:hs2.test:8448":[` + strings.Repeat("0,", maxBodyValues) + `0]}}`)
+	resp, answer := tg.request(http.MethodPost, "/_matrix/federation/v1/user/keys/query", body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || answer["errcode"] != "M_TOO_LARGE" {
+		t.Errorf("status %d errcode %v, want 413 M_TOO_LARGE; answer %v", resp.StatusCode, answer["errcode"], answer)
+	}
+	if n := len(tg.hs.received()); n != 0 {
+		t.Errorf("homeserver received %d requests, want none", n)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
 	"github.com/bordergate/bordergate/gateway/events"
 	"github.com/bordergate/bordergate/gateway/routes"
+	"github.com/bordergate/bordergate/gateway/store"
 	"github.com/bordergate/bordergate/policy"
 )
 
@@ -119,7 +120,7 @@ func (g *Gateway) handleMembership(ctx context.Context, ex *exchange, w http.Res
 	}
 	checked.record.Action = actionForward
 	if pc.source == policy.VersionSourceInvite {
-		g.learnRoom(ctx, checked.pdu.RoomID, pc.version, policy.VersionSourceInvite)
+		ex.pending = append(ex.pending, store.Room{RoomID: checked.pdu.RoomID, Version: pc.version, Source: string(policy.VersionSourceInvite)})
 	}
 	return g.forwardRequest(ctx, ex, w)
 }
@@ -128,26 +129,49 @@ func (g *Gateway) handleMembership(ctx context.Context, ex *exchange, w http.Res
 // version the request states or the gateway knows.
 func (g *Gateway) membershipPDU(ex *exchange) (canonicaljson.Value, pduContext, error) {
 	roomID := ex.match.Params["room_id"]
-	if ex.endpointID() != "invite_v2" {
-		pc := pduContext{}
-		if ex.endpointID() == "invite_v1" {
-			// The v1 invite endpoint serves only room versions 1 and 2,
-			// whose event formats, redaction and signing rules are the same.
-			if _, _, err := g.roomVersionFor(roomID); err != nil {
-				pc.version, pc.source = "1", policy.VersionSourceInvite
-			}
-		}
-		return ex.content, pc, nil
+	if ex.endpointID() == "invite_v1" {
+		return g.inviteV1PDU(ex, roomID)
 	}
-	version, ok := ex.content.GetString("room_version")
+	if ex.endpointID() != "invite_v2" {
+		return ex.content, pduContext{}, nil
+	}
+	stated, ok := ex.content.Get("room_version")
 	if !ok {
-		return canonicaljson.Value{}, pduContext{}, newError(http.StatusBadRequest, codeMissingParam, "invite has no string room_version")
+		return canonicaljson.Value{}, pduContext{}, newError(http.StatusBadRequest, codeMissingParam, "invite has no room_version")
+	}
+	version, ok := stated.Str()
+	if !ok {
+		return canonicaljson.Value{}, pduContext{}, newError(http.StatusBadRequest, codeInvalidParam,
+			fmt.Sprintf("invite room_version is a JSON %s, not a string", stated.Kind()))
+	}
+	if _, ok := events.LookupRoomVersion(version); !ok {
+		e := newError(http.StatusBadRequest, codeIncompatibleRoom, fmt.Sprintf("room version %q is not supported by the gateway", version))
+		e.extra = map[string]string{"room_version": version}
+		return canonicaljson.Value{}, pduContext{}, e
 	}
 	event, ok := ex.content.Get("event")
 	if !ok || event.Kind() != canonicaljson.Object {
 		return canonicaljson.Value{}, pduContext{}, newError(http.StatusBadRequest, codeMissingParam, "invite has no event object")
 	}
 	return event, pduContext{version: version, source: policy.VersionSourceInvite}, nil
+}
+
+// inviteV1PDU returns the PDU of a v1 invite. That endpoint serves only
+// room versions 1 and 2, whose event formats, redaction and signing rules
+// are the same, so a room the gateway does not know is checked as version
+// 1, and one it knows as any other version is refused.
+func (g *Gateway) inviteV1PDU(ex *exchange, roomID string) (canonicaljson.Value, pduContext, error) {
+	version, _, err := g.roomVersionFor(roomID)
+	switch {
+	case err != nil:
+		return ex.content, pduContext{version: "1", source: policy.VersionSourceInvite}, nil
+	case version != "1" && version != "2":
+		e := newError(http.StatusBadRequest, codeIncompatibleRoom,
+			fmt.Sprintf("room %s is version %s; the v1 invite endpoint serves only versions 1 and 2", roomID, version))
+		e.extra = map[string]string{"room_version": version}
+		return canonicaljson.Value{}, pduContext{}, e
+	}
+	return ex.content, pduContext{}, nil
 }
 
 // checkMembershipPDU applies the membership endpoint rules: the PDU
@@ -171,6 +195,9 @@ func (g *Gateway) checkMembershipPDU(ex *exchange, route string, c *checkedPDU) 
 	membership, _ := content.GetString("membership")
 	if want := membershipOf[route]; membership != want {
 		return invalid("membership %q is not %q", membership, want)
+	}
+	if g.isLocal(pdu.SenderServer) {
+		return invalid("sender %q is a user of this server, which a peer cannot speak for", pdu.Sender)
 	}
 	if pdu.SenderServer != ex.origin && !thirdPartyInvite(route, content) {
 		return invalid("sender %q is not on the requesting server %s", pdu.Sender, ex.origin)
@@ -212,16 +239,33 @@ func (g *Gateway) verifyInviteState(ctx context.Context, ex *exchange, rv *event
 		return newError(http.StatusBadRequest, codeInvalidParam, "invite_room_state is not an array")
 	}
 	for i, entry := range state.Items() {
-		if !entry.Has("hashes") || !entry.Has("signatures") {
+		if isStrippedState(entry) {
 			continue
 		}
 		pdu, err := events.ParsePDU(entry, rv)
 		if err != nil {
 			return newError(http.StatusBadRequest, codeInvalidParam, fmt.Sprintf("invite_room_state[%d]: %v", i, err))
 		}
-		if res := events.Verify(ctx, pdu, listedKeys{g}); res.Err != nil {
+		if res := events.VerifyWith(ctx, pdu, listedKeys{g}, events.VerifyOptions{Origin: ex.origin}); res.Err != nil {
 			return newError(http.StatusBadRequest, codeInvalidParam, fmt.Sprintf("invite_room_state[%d]: %v", i, res.Err))
 		}
 	}
 	return nil
+}
+
+// isStrippedState reports whether an invite_room_state entry is in the
+// stripped form, which has only type, state_key, sender and content. Any
+// other member makes the entry a full event, which must verify.
+func isStrippedState(entry canonicaljson.Value) bool {
+	if entry.Kind() != canonicaljson.Object {
+		return false
+	}
+	for _, m := range entry.Members() {
+		switch m.Key {
+		case "type", "state_key", "sender", "content":
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -2,12 +2,12 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
 	"github.com/bordergate/bordergate/gateway/decisionlog"
 	"github.com/bordergate/bordergate/gateway/events"
 	"github.com/bordergate/bordergate/gateway/servername"
+	"github.com/bordergate/bordergate/gateway/store"
 	"github.com/bordergate/bordergate/policy"
 )
 
@@ -31,6 +31,8 @@ type checkedPDU struct {
 	// as opposed to being denied by policy.
 	verifyFailed bool
 	reason       string
+	// learn is the room version the PDU teaches once it is delivered.
+	learn *store.Room
 }
 
 // checkPDU resolves the room version of one PDU, verifies its format,
@@ -57,11 +59,18 @@ func (g *Gateway) checkPDU(ctx context.Context, ex *exchange, raw canonicaljson.
 		rec.Matrix.EventID = id
 	}
 
-	rv, room := g.resolveRoomVersion(raw, roomID, pc)
+	rv, room, err := g.resolveRoomVersion(ex, raw, roomID, pc)
 	rec.Matrix.RoomVersion, rec.Matrix.RoomVersionSource = room.Version, string(room.VersionSource)
-	if rv == nil {
+	if err != nil {
+		// The event ID the origin computed, under the version it states,
+		// names the event in the answer.
 		c.eventID = rec.Matrix.EventID
-		return fail(fmt.Sprintf("room version of %s is not known to the gateway", describeRoom(roomID)))
+		if stated, ok := events.LookupRoomVersion(room.Version); ok {
+			if id, idErr := events.EventID(raw, stated); idErr == nil {
+				c.eventID, rec.Matrix.EventID = id, id
+			}
+		}
+		return fail(err.Error())
 	}
 	c.rv = rv
 	pdu, err := events.ParsePDU(raw, rv)
@@ -75,12 +84,14 @@ func (g *Gateway) checkPDU(ctx context.Context, ex *exchange, raw canonicaljson.
 	}
 	c.pdu = pdu
 	c.eventID, rec.Matrix.EventID = pdu.EventID, pdu.EventID
-	res := events.Verify(ctx, pdu, listedKeys{g})
+	res := events.VerifyWith(ctx, pdu, listedKeys{g}, events.VerifyOptions{Origin: ex.origin})
 	c.eventID, rec.Matrix.EventID = res.EventID, res.EventID
 	if res.Err != nil {
 		return fail("event verification failed: " + res.Err.Error())
 	}
-	g.learnFromPDU(ctx, pdu, rv)
+	if err := checkCreateEvent(pdu, rv); err != nil {
+		return fail(err.Error())
+	}
 
 	input := g.pduInput(ex, pc, room, pdu, res)
 	rec.Input = input
@@ -93,7 +104,9 @@ func (g *Gateway) checkPDU(ctx context.Context, ex *exchange, raw canonicaljson.
 	if !decision.Allow {
 		c.reason = "denied by policy: " + joinReasons(decision.Reasons)
 		rec.Action = actionDenied
+		return c
 	}
+	c.learn = roomToLearn(pdu, rv)
 	return c
 }
 

@@ -42,12 +42,14 @@ type Gateway struct {
 	forward   *forwarder
 	tls       *tls.Config
 	now       func() time.Time
+	// slots bounds the requests in progress; each holds one token.
+	slots chan struct{}
 }
 
 // New builds a gateway from a validated configuration: it loads the
 // allow-list, the rooms table and the policy, and opens the decision log.
 func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: log, now: time.Now}
+	g := &Gateway{cfg: cfg, log: log, now: time.Now, slots: make(chan struct{}, cfg.Inbound.MaxConcurrentRequests)}
 	if err := g.open(ctx); err != nil {
 		g.Close()
 		return nil, err

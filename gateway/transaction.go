@@ -109,6 +109,9 @@ func (txn *transaction) policyInfo() policy.Transaction {
 // checkTransactionPDU verifies and decides one PDU of a transaction.
 func (g *Gateway) checkTransactionPDU(ctx context.Context, ex *exchange, txn *transaction, index int, raw canonicaljson.Value) *itemOutcome {
 	checked := g.checkPDU(ctx, ex, raw, pduContext{transaction: txn.policyInfo()})
+	if checked.learn != nil {
+		ex.pending = append(ex.pending, *checked.learn)
+	}
 	o := &itemOutcome{record: checked.record, eventID: checked.eventID, allowed: checked.allowed, reason: checked.reason}
 	if o.eventID == "" {
 		o.record.Error = appendNote(o.record.Error, fmt.Sprintf("PDU %d of the transaction has no computable event ID", index))
@@ -131,22 +134,16 @@ func (g *Gateway) forwardTransaction(ctx context.Context, ex *exchange, w http.R
 	}
 	rec := g.requestRecord(ex)
 	rec.Action = actionForward
-	// Item records are durable before the homeserver sees the items.
-	items := ex.items
-	ex.items = nil
-	if err := g.writeRecords(ctx, items); err != nil {
+	if err := g.commitItems(ctx, ex); err != nil {
 		return err
 	}
-
-	resp, err := g.forward.forward(ctx, ex.r, ex.body, maxResponseBytes)
+	resp, err := g.forward.forward(ctx, ex.r, ex.body, ex.authHeaders, maxResponseBytes)
 	if err != nil {
 		return err
 	}
-	rec.Status = resp.status
-	// The items' records are already durable and the homeserver has the
-	// transaction, so a lost request record is logged, not answered with
-	// an error that would make the origin send it again.
-	_ = g.finish(ctx, ex)
+	if err := g.delivered(ctx, ex, resp.status); err != nil {
+		return err
+	}
 	writeForwarded(w, resp, rec.DecisionID)
 	return nil
 }

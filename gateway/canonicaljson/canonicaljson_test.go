@@ -206,3 +206,17 @@ func TestInterfaceRoundTrip(t *testing.T) {
 		t.Errorf("json.Marshal(Interface()) = %s, want %s", out, in)
 	}
 }
+
+func TestMaxValues(t *testing.T) {
+	in := []byte(`{"a":[1,2,{"b":null}],"c":"x"}`) // 7 values
+	if _, err := ParseWith(in, Options{MaxValues: 7}); err != nil {
+		t.Fatalf("ParseWith at exactly the limit: %v", err)
+	}
+	_, err := ParseWith(in, Options{MaxValues: 6})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("ParseWith over the limit = %v, want ErrTooLarge", err)
+	}
+	if _, err := ParseWith(in, Options{}); err != nil {
+		t.Errorf("ParseWith without a limit: %v", err)
+	}
+}

@@ -12,7 +12,7 @@ import (
 // DefaultMaxDepth is the nesting limit of [Parse] when none is given.
 const DefaultMaxDepth = 100
 
-// Error categories. Every error returned by [Parse] and
+// Error categories. Every error returned by [ParseWith] and
 // [Value.CheckStrictNumbers] wraps exactly one of them.
 var (
 	// ErrNotJSON marks input that is not JSON text: a syntax error or
@@ -22,6 +22,9 @@ var (
 	// accepts: duplicate keys, unpaired surrogates, excessive nesting,
 	// non-canonical numbers. Matrix servers answer it with M_BAD_JSON.
 	ErrBadJSON = errors.New("bad JSON")
+	// ErrTooLarge marks input with more values than [Options.MaxValues]
+	// allows. Matrix servers answer it with M_TOO_LARGE.
+	ErrTooLarge = errors.New("JSON too large")
 )
 
 // SyntaxError describes why input was rejected and where.
@@ -30,7 +33,7 @@ type SyntaxError struct {
 	Offset int
 	// Msg says what is wrong.
 	Msg string
-	// category is ErrNotJSON or ErrBadJSON.
+	// category is ErrNotJSON, ErrBadJSON or ErrTooLarge.
 	category error
 }
 
@@ -39,7 +42,7 @@ func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("%s at offset %d", e.Msg, e.Offset)
 }
 
-// Unwrap returns the error category, ErrNotJSON or ErrBadJSON.
+// Unwrap returns the error category, ErrNotJSON, ErrBadJSON or ErrTooLarge.
 func (e *SyntaxError) Unwrap() error { return e.category }
 
 // Options adjusts [ParseWith].
@@ -47,6 +50,11 @@ type Options struct {
 	// MaxDepth limits the nesting of arrays and objects; zero means
 	// DefaultMaxDepth.
 	MaxDepth int
+	// MaxValues limits how many JSON values (objects, arrays, strings,
+	// numbers and literals, at any depth) the input may hold; zero means
+	// no limit. A parsed value takes about 80 bytes however short its
+	// text, so this bounds the memory that parsing a hostile input costs.
+	MaxValues int
 }
 
 // Parse parses one JSON value from data, strictly. See the package
@@ -57,7 +65,10 @@ func Parse(data []byte) (Value, error) {
 
 // ParseWith is [Parse] with options.
 func ParseWith(data []byte, opts Options) (Value, error) {
-	p := parser{data: data, maxDepth: opts.MaxDepth}
+	p := parser{data: data, maxDepth: opts.MaxDepth, valuesLeft: opts.MaxValues}
+	if p.valuesLeft <= 0 {
+		p.valuesLeft = -1
+	}
 	if p.maxDepth <= 0 {
 		p.maxDepth = DefaultMaxDepth
 	}
@@ -77,6 +88,9 @@ type parser struct {
 	data     []byte
 	pos      int
 	maxDepth int
+	// valuesLeft counts down the values that may still be parsed; it is
+	// negative when there is no limit.
+	valuesLeft int
 }
 
 func (p *parser) fail(category error, msg string) error {
@@ -98,6 +112,10 @@ func (p *parser) value(depth int) (Value, error) {
 	if p.pos >= len(p.data) {
 		return Value{}, p.fail(ErrNotJSON, "unexpected end of input")
 	}
+	if p.valuesLeft == 0 {
+		return Value{}, p.fail(ErrTooLarge, "more JSON values than the limit")
+	}
+	p.valuesLeft--
 	switch c := p.data[p.pos]; {
 	case c == '{':
 		return p.object(depth + 1)

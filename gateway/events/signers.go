@@ -22,8 +22,17 @@ import "github.com/bordergate/bordergate/gateway/servername"
 // NOTE: for a third-party invite from room version 3 the list is empty, so
 // [Verify] accepts the event without any signature. Only the auth rules,
 // which check the identity server's signature in
-// `content.third_party_invite.signed`, protect such an event.
+// `content.third_party_invite.signed`, protect such an event. [VerifyWith]
+// with an origin requires the origin's signature instead.
 func RequiredSigners(pdu *PDU, rv *RoomVersion) []string {
+	return requiredSigners(pdu, rv, true, "")
+}
+
+// requiredSigners is [RequiredSigners] for an event whose content hash is
+// valid or not: the third-party invite exemption rests on the content, so
+// it only applies to verified content. When it applies and origin is set,
+// origin must sign in place of the sender's server.
+func requiredSigners(pdu *PDU, rv *RoomVersion, hashValid bool, origin string) []string {
 	signers := make([]string, 0, 2)
 	add := func(server string) {
 		for _, s := range signers {
@@ -34,8 +43,11 @@ func RequiredSigners(pdu *PDU, rv *RoomVersion) []string {
 		signers = append(signers, server)
 	}
 
-	if !isThirdPartyInvite(pdu) {
+	switch {
+	case !hashValid || !isThirdPartyInvite(pdu):
 		add(pdu.SenderServer)
+	case origin != "":
+		add(origin)
 	}
 	if rv.EventIDFormat == EventIDServerChosen {
 		if server, ok := serverOfSigilID(pdu.EventID, '$'); ok && server != pdu.SenderServer {

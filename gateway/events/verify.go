@@ -78,11 +78,26 @@ type Result struct {
 // A content hash mismatch is not an error: as homeservers do, the caller
 // continues with Result.Redacted in place of the event.
 func Verify(ctx context.Context, pdu *PDU, lookup keys.Lookup) Result {
+	return VerifyWith(ctx, pdu, lookup, VerifyOptions{})
+}
+
+// VerifyOptions adds what the receiver knows about how an event arrived.
+type VerifyOptions struct {
+	// Origin is the authenticated server that delivered the event. When
+	// set, a third-party invite, which its sender's server need not sign,
+	// must be signed by the origin instead, so that no event passes with
+	// no signature at all.
+	Origin string
+}
+
+// VerifyWith is [Verify] with options.
+func VerifyWith(ctx context.Context, pdu *PDU, lookup keys.Lookup, opts VerifyOptions) Result {
 	rv := pdu.RoomVersion
+	hashValid := pdu.contentHashMatches()
 	res := Result{
 		EventID:          pdu.EventID,
-		ContentHashValid: pdu.contentHashMatches(),
-		RequiredSigners:  RequiredSigners(pdu, rv),
+		ContentHashValid: hashValid,
+		RequiredSigners:  requiredSigners(pdu, rv, hashValid, opts.Origin),
 	}
 	if !res.ContentHashValid {
 		res.Redacted = Redact(pdu.Event, rv)
