@@ -88,7 +88,7 @@ func (g *Gateway) commonInput(ex *exchange) (policy.Request, policy.Origin, poli
 func (ex *exchange) policyRequest() policy.Request {
 	size := int64(len(ex.body))
 	if ex.body == nil && ex.r.ContentLength > 0 {
-		// The body was not read; its declared size stands in.
+		// The body was not read, so its declared size is used.
 		size = ex.r.ContentLength
 	}
 	return policy.Request{

@@ -22,12 +22,12 @@ import (
 	"github.com/bordergate/bordergate/policy"
 )
 
-// maxResponseBytes caps homeserver answers that the gateway reads in full.
+// maxResponseBytes caps homeserver responses that the gateway reads in full.
 const maxResponseBytes = 64 << 20
 
 // maxBodyValues caps the JSON values of one request body. A parsed value
-// takes about 80 bytes, so a body at this cap costs about 20 MiB to parse;
-// a transaction of 50 ordinary events holds a few thousand values.
+// takes about 80 bytes, so a body at this cap costs about 20 MiB to parse.
+// A transaction of 50 ordinary events contains a few thousand values.
 const maxBodyValues = 1 << 18
 
 // exchange is the state of one inbound request as it moves through the
@@ -287,7 +287,7 @@ func (g *Gateway) parseAuthorization(ex *exchange) error {
 	return nil
 }
 
-// decideRequest asks the request policy and records its decision.
+// decideRequest evaluates the request policy and records its decision.
 func (g *Gateway) decideRequest(ctx context.Context, ex *exchange) error {
 	input := g.requestInput(ex)
 	rec := g.requestRecord(ex)
@@ -323,8 +323,8 @@ func decisionResult(d policy.Decision) any {
 	return map[string]any{"allow": d.Allow, "reasons": d.Reasons}
 }
 
-// forwardRequest passes an allowed request without PDUs to the homeserver
-// and learns room versions from the answers that state them.
+// forwardRequest passes an allowed request to the homeserver and learns
+// room versions from the responses that state them.
 func (g *Gateway) forwardRequest(ctx context.Context, ex *exchange, w http.ResponseWriter) error {
 	rec := g.requestRecord(ex)
 	rec.Action = actionForward

@@ -25,8 +25,8 @@ type transaction struct {
 	edus  []canonicaljson.Value
 }
 
-// itemOutcome is what was decided for one PDU or EDU of a transaction,
-// kept apart from what is sent onward.
+// itemOutcome is the decision on one PDU or EDU of a transaction, kept
+// apart from what is sent onward.
 type itemOutcome struct {
 	record *decisionlog.Record
 	// eventID is empty for EDUs and for PDUs whose ID cannot be computed.
@@ -37,7 +37,7 @@ type itemOutcome struct {
 }
 
 // handleTransaction decides every PDU and EDU of a /send. When all are
-// allowed the body is forwarded unchanged; otherwise nothing is forwarded,
+// allowed, the body is forwarded unchanged. Otherwise nothing is forwarded,
 // because the origin's signature covers the whole body, and the origin
 // gets 200 with an error for each PDU.
 func (g *Gateway) handleTransaction(ctx context.Context, ex *exchange, w http.ResponseWriter) error {
