@@ -45,6 +45,8 @@ type homeserverStub struct {
 	status   int
 	body     string
 	delay    time.Duration
+	// paths answers requests for these exact paths with their bodies.
+	paths map[string]string
 }
 
 type stubRequest struct {
@@ -57,6 +59,9 @@ func (h *homeserverStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	h.requests = append(h.requests, stubRequest{r.Method, r.RequestURI, r.Header.Get("Authorization"), body})
 	status, answer, delay := h.status, h.body, h.delay
+	if body, ok := h.paths[r.URL.Path]; ok {
+		status, answer = http.StatusOK, body
+	}
 	h.mu.Unlock()
 	if delay > 0 {
 		time.Sleep(delay)
@@ -312,7 +317,7 @@ func (tg *testGateway) record(decisionID string) decisionlog.Record {
 func (tg *testGateway) event(eventType string, content string, depth int) canonicaljson.Value {
 	tg.t.Helper()
 	text := fmt.Sprintf(`{"room_id":%q,"sender":"@alice:%s","type":%q,"content":%s,"origin_server_ts":%d,"depth":%d,"prev_events":["$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],"auth_events":["$BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBE"],"hashes":{},"signatures":{}}`,
-		testRoomID, remoteName, eventType, content, time.Now().UnixMilli(), depth)
+		testRoomID, remoteName, eventType, content, 1700000000000+int64(depth)*1000, depth)
 	v, err := canonicaljson.Parse([]byte(text))
 	if err != nil {
 		tg.t.Fatal(err)

@@ -331,7 +331,8 @@ func (g *Gateway) forwardRequest(ctx context.Context, ex *exchange, w http.Respo
 	if err := g.commitItems(ctx, ex); err != nil {
 		return err
 	}
-	if !learnsFromResponse(ex.match.Route.ID) {
+	inspect := learnsFromResponse(ex.match.Route.ID) || len(ex.match.Route.ResponsePDUs) > 0
+	if !inspect {
 		resp, cancel, err := g.forward.send(ctx, ex.r, ex.body, ex.authHeaders)
 		if err != nil {
 			return err
@@ -350,6 +351,13 @@ func (g *Gateway) forwardRequest(ctx context.Context, ex *exchange, w http.Respo
 	}
 	if resp.status == http.StatusOK {
 		g.learnFromTemplate(ctx, ex, resp.body)
+		// The local homeserver's events leave the administration here, so
+		// each one is decided as an outbound PDU.
+		filtered, err := g.filterResponse(ctx, ex, policy.DirectionOutbound, ex.destinationName(g), resp.body)
+		if err != nil {
+			return err
+		}
+		resp.body = filtered
 	}
 	if err := g.delivered(ctx, ex, resp.status); err != nil {
 		return err

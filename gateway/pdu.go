@@ -13,11 +13,40 @@ import (
 
 // pduContext is what the caller knows about a PDU beyond its JSON.
 type pduContext struct {
+	// direction is the way the PDU travels; empty means inbound.
+	direction policy.Direction
+	// origin is the server that delivered the PDU; empty means the
+	// request's origin.
+	origin string
+	// relaxEdges lifts the prev_events and auth_events count limits, which
+	// do not apply to events in responses such as backfill.
+	relaxEdges  bool
 	transaction policy.Transaction
 	// version and source name the room version when the request states it,
 	// as an invite does.
 	version string
 	source  policy.VersionSource
+}
+
+func (pc pduContext) flow() policy.Direction {
+	if pc.direction == "" {
+		return policy.DirectionInbound
+	}
+	return pc.direction
+}
+
+func (pc pduContext) deliveredBy(ex *exchange) string {
+	if pc.origin == "" {
+		return ex.origin
+	}
+	return pc.origin
+}
+
+// redactedForm returns a checked PDU redacted by its room version's rules.
+// Its event ID and signatures stay valid, so a homeserver stores it as a
+// redacted event and accepts the events built on it.
+func redactedForm(c *checkedPDU) canonicaljson.Value {
+	return events.Redact(c.pdu.Event, c.rv)
 }
 
 // checkedPDU is the outcome of verifying and deciding one PDU.
@@ -40,6 +69,10 @@ type checkedPDU struct {
 // record says which of these failed.
 func (g *Gateway) checkPDU(ctx context.Context, ex *exchange, raw canonicaljson.Value, pc pduContext) *checkedPDU {
 	rec := g.newRecord(policy.KindPDU, ex)
+	if pc.flow() == policy.DirectionOutbound {
+		rec.Matrix.Direction = string(policy.DirectionOutbound)
+		rec.Matrix.Origin, rec.Matrix.Destination = ex.destinationName(g), ex.origin
+	}
 	c := &checkedPDU{record: rec}
 	fail := func(reason string) *checkedPDU {
 		c.verifyFailed, c.reason = true, reason
@@ -73,7 +106,7 @@ func (g *Gateway) checkPDU(ctx context.Context, ex *exchange, raw canonicaljson.
 		return fail(err.Error())
 	}
 	c.rv = rv
-	pdu, err := events.ParsePDU(raw, rv)
+	pdu, err := events.ParsePDUWith(raw, rv, events.ParseOptions{RelaxEdgeLimits: pc.relaxEdges})
 	if err != nil {
 		// The event ID still names the event in the origin's answer when
 		// the format is wrong but the ID can be computed.
@@ -84,7 +117,7 @@ func (g *Gateway) checkPDU(ctx context.Context, ex *exchange, raw canonicaljson.
 	}
 	c.pdu = pdu
 	c.eventID, rec.Matrix.EventID = pdu.EventID, pdu.EventID
-	res := events.VerifyWith(ctx, pdu, listedKeys{g}, events.VerifyOptions{Origin: ex.origin})
+	res := events.VerifyWith(ctx, pdu, listedKeys{g}, events.VerifyOptions{Origin: pc.deliveredBy(ex)})
 	c.eventID, rec.Matrix.EventID = res.EventID, res.EventID
 	if res.Err != nil {
 		return fail("event verification failed: " + res.Err.Error())
@@ -121,8 +154,17 @@ func describeRoom(roomID string) string {
 // when the content hash failed, so that policy never reads unverified
 // content.
 func (g *Gateway) pduInput(ex *exchange, pc pduContext, room policy.Room, pdu *events.PDU, res events.Result) *policy.PDUInput {
-	in := policy.NewPDUInput(policy.DirectionInbound, g.now())
+	in := policy.NewPDUInput(pc.flow(), g.now())
 	in.Request, in.Origin, in.Destination, in.TLS = g.commonInput(ex)
+	if pc.flow() == policy.DirectionOutbound {
+		// The event leaves this server for the requesting peer, which the
+		// policy reads as the destination.
+		in.Origin = policy.Origin{ServerName: ex.destinationName(g)}
+		in.Destination = policy.Destination{ServerName: ex.origin, Allowlisted: ex.listed}
+		if ex.listed {
+			in.Destination.Entry = policyEntry(ex.entry)
+		}
+	}
 	in.Transaction = pc.transaction
 	room.RoomID = pdu.RoomID
 	in.Room = room

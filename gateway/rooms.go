@@ -144,6 +144,9 @@ func learnsFromResponse(endpoint string) bool {
 // learnFromTemplate learns the room version stated in the local
 // homeserver's make_join, make_knock or make_leave answer.
 func (g *Gateway) learnFromTemplate(ctx context.Context, ex *exchange, body []byte) {
+	if !learnsFromResponse(ex.match.Route.ID) {
+		return
+	}
 	v, err := canonicaljson.Parse(body)
 	if err != nil {
 		return

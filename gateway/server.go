@@ -44,12 +44,15 @@ type Gateway struct {
 	now       func() time.Time
 	// slots bounds the requests in progress; each holds one token.
 	slots chan struct{}
+	// local caches the local homeserver's verify keys.
+	local *localKeys
 }
 
 // New builds a gateway from a validated configuration: it loads the
 // allow-list, the rooms table and the policy, and opens the decision log.
 func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: log, now: time.Now, slots: make(chan struct{}, cfg.Inbound.MaxConcurrentRequests)}
+	g.local = &localKeys{g: g}
 	if err := g.open(ctx); err != nil {
 		g.Close()
 		return nil, err

@@ -64,7 +64,20 @@ required_checks := ["format", "signatures", "event_id"]
 
 default decision := {"allow": false, "reasons": ["PDU policy did not produce a decision"]}
 
-decision := lib.decide(reasons)
+decision := lib.decide(reasons) if not remove
+
+# A PDU denied because of who sent it, rather than what it says, is removed
+# from responses instead of being passed on redacted: see remove.
+decision := object.union(lib.decide(reasons), {"remove": true}) if remove
+
+# remove is true when the sender's server is neither local nor allow-listed.
+# In a response (backfill, state, ...) the gateway then drops the event; any
+# other denied event is passed on in its redacted form, which keeps the room's
+# history whole.
+remove if {
+	not sender_local
+	not sender_entry
+}
 
 event_type := input.pdu.type
 

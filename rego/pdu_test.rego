@@ -35,7 +35,11 @@ test_no_type_denied_without_data_file if {
 
 test_sender_server_not_on_allow_list_denied if {
 	changes := {"pdu": {"sender": "@mallory:evil.example", "sender_server": "evil.example"}, "sender_entry": null}
-	decide(changes) == fixtures.denied(["sender server evil.example not on allow-list"])
+	decide(changes) == object.union(fixtures.denied(["sender server evil.example not on allow-list"]), {"remove": true})
+}
+
+test_denied_content_not_removed if {
+	not decide({"pdu": {"type": "com.example.forbidden"}}).remove with data.bordergate.config as {"denied_event_types": ["com.example.forbidden"]}
 }
 
 test_sender_server_expired_denied if {

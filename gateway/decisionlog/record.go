@@ -29,6 +29,12 @@ const (
 	// ActionRejected means the gateway refused the item before or instead
 	// of policy: a bad signature, a malformed event, a pipeline error.
 	ActionRejected = "rejected"
+	// ActionRedacted means policy denied an event of a response, and the
+	// event was passed on in its room version's redacted form.
+	ActionRedacted = "redacted"
+	// ActionRemoved means an event of a response failed verification or
+	// was denied outright, and was left out of the response.
+	ActionRemoved = "removed"
 	// ActionAnswered means the gateway returned the response itself without
 	// contacting the destination.
 	ActionAnswered = "answered"
@@ -81,7 +87,8 @@ type Record struct {
 	Allow bool `json:"allow"`
 
 	// Action is the gateway's handling of the item: ActionForward,
-	// ActionWithheld, ActionDenied, ActionRejected or ActionAnswered.
+	// ActionWithheld, ActionDenied, ActionRejected, ActionRedacted,
+	// ActionRemoved or ActionAnswered.
 	Action string `json:"action,omitempty"`
 
 	// Status is the HTTP status code of the gateway's response, or 0 when
