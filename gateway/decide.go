@@ -18,8 +18,6 @@ const (
 	actionAnswered = decisionlog.ActionAnswered
 )
 
-const directionInbound = "inbound"
-
 // requestRecord returns the record of the exchange's request decision,
 // creating it on first use.
 func (g *Gateway) requestRecord(ex *exchange) *decisionlog.Record {
@@ -34,7 +32,7 @@ func (g *Gateway) newRecord(kind policy.Kind, ex *exchange) *decisionlog.Record 
 	rec.Timestamp = g.now().UTC()
 	rec.Bundles = decisionlog.PolicyBundles(g.policy.Revision())
 	rec.Matrix = &decisionlog.Matrix{
-		Direction:   directionInbound,
+		Direction:   string(ex.flow()),
 		Origin:      ex.origin,
 		Destination: ex.destinationName(g),
 		Endpoint:    ex.endpointID(),
@@ -51,6 +49,41 @@ func (ex *exchange) destinationName(g *Gateway) string {
 		return ex.destination
 	}
 	return g.cfg.ServerNames[0]
+}
+
+// flow returns the direction of the exchange's request.
+func (ex *exchange) flow() policy.Direction {
+	if ex.direction == "" {
+		return policy.DirectionInbound
+	}
+	return ex.direction
+}
+
+// parties returns the origin and destination of an item that travels in
+// direction flow within the exchange. The remote peer, with its allow-list
+// entry, is the origin of what comes in and the destination of what goes
+// out, which is how the default policy finds the peer.
+func (g *Gateway) parties(ex *exchange, flow policy.Direction) (policy.Origin, policy.Destination) {
+	local, remote := ex.destinationName(g), ex.origin
+	if ex.flow() == policy.DirectionOutbound {
+		local, remote = ex.origin, ex.destination
+	}
+	var entry *policy.AllowlistEntry
+	if ex.listed {
+		entry = policyEntry(ex.entry)
+	}
+	if flow == policy.DirectionInbound {
+		origin := policy.Origin{ServerName: remote, Allowlisted: ex.listed, Entry: entry}
+		if ex.flow() == policy.DirectionInbound {
+			origin.KeyID, origin.KeySource = ex.keyID, policy.KeySource(ex.keySource)
+		}
+		return origin, policy.Destination{ServerName: local}
+	}
+	origin := policy.Origin{ServerName: local}
+	if ex.flow() == policy.DirectionOutbound {
+		origin.KeyID, origin.KeySource = ex.keyID, policy.KeySource(ex.keySource)
+	}
+	return origin, policy.Destination{ServerName: remote, Allowlisted: ex.listed, Entry: entry}
 }
 
 // finish writes every record of the exchange, the items first, and waits
@@ -73,16 +106,16 @@ func (g *Gateway) finish(ctx context.Context, ex *exchange) error {
 // requestInput builds the request policy input from what the pipeline
 // verified so far.
 func (g *Gateway) requestInput(ex *exchange) *policy.RequestInput {
-	in := policy.NewRequestInput(policy.DirectionInbound, g.now())
-	in.Request, in.Origin, in.Destination, in.TLS = g.commonInput(ex)
+	in := policy.NewRequestInput(ex.flow(), g.now())
+	in.Request, in.Origin, in.Destination, in.TLS = g.commonInput(ex, ex.flow())
 	return in
 }
 
 // commonInput returns the parts of every policy input that describe the
-// request itself.
-func (g *Gateway) commonInput(ex *exchange) (policy.Request, policy.Origin, policy.Destination, policy.TLS) {
-	dest := policy.Destination{ServerName: ex.destinationName(g)}
-	return ex.policyRequest(), ex.policyOrigin(), dest, ex.tls
+// request and the parties of an item travelling in direction flow.
+func (g *Gateway) commonInput(ex *exchange, flow policy.Direction) (policy.Request, policy.Origin, policy.Destination, policy.TLS) {
+	origin, dest := g.parties(ex, flow)
+	return ex.policyRequest(), origin, dest, ex.tls
 }
 
 func (ex *exchange) policyRequest() policy.Request {
@@ -100,19 +133,6 @@ func (ex *exchange) policyRequest() policy.Request {
 		Authenticated: ex.authenticated,
 		BodySize:      size,
 	}
-}
-
-func (ex *exchange) policyOrigin() policy.Origin {
-	o := policy.Origin{
-		ServerName:  ex.origin,
-		KeyID:       ex.keyID,
-		KeySource:   policy.KeySource(ex.keySource),
-		Allowlisted: ex.listed,
-	}
-	if ex.listed {
-		o.Entry = policyEntry(ex.entry)
-	}
-	return o
 }
 
 // policyEntry converts an allow-list entry to its policy input form.

@@ -36,6 +36,9 @@ type exchange struct {
 	r     *http.Request
 	start time.Time
 	match routes.Result
+	// direction is the way the request travels: inbound from a peer, or
+	// outbound from the local homeserver. Empty means inbound.
+	direction policy.Direction
 
 	// creds are the parsed X-Matrix headers; origin is their common origin.
 	creds []xmatrix.Credentials

@@ -13,7 +13,8 @@ import (
 
 // pduContext is what the caller knows about a PDU beyond its JSON.
 type pduContext struct {
-	// direction is the way the PDU travels; empty means inbound.
+	// direction is the way the PDU travels; empty means the way of its
+	// request.
 	direction policy.Direction
 	// origin is the server that delivered the PDU; empty means the
 	// request's origin.
@@ -28,9 +29,11 @@ type pduContext struct {
 	source  policy.VersionSource
 }
 
-func (pc pduContext) flow() policy.Direction {
+// flow returns the direction the PDU travels: its request's, unless the
+// caller says otherwise (as for the events of a response).
+func (pc pduContext) flow(ex *exchange) policy.Direction {
 	if pc.direction == "" {
-		return policy.DirectionInbound
+		return ex.flow()
 	}
 	return pc.direction
 }
@@ -69,9 +72,10 @@ type checkedPDU struct {
 // record says which of these failed.
 func (g *Gateway) checkPDU(ctx context.Context, ex *exchange, raw canonicaljson.Value, pc pduContext) *checkedPDU {
 	rec := g.newRecord(policy.KindPDU, ex)
-	if pc.flow() == policy.DirectionOutbound {
-		rec.Matrix.Direction = string(policy.DirectionOutbound)
-		rec.Matrix.Origin, rec.Matrix.Destination = ex.destinationName(g), ex.origin
+	if pc.flow(ex) != ex.flow() {
+		// An event of a response travels against its request.
+		rec.Matrix.Direction = string(pc.flow(ex))
+		rec.Matrix.Origin, rec.Matrix.Destination = rec.Matrix.Destination, rec.Matrix.Origin
 	}
 	c := &checkedPDU{record: rec}
 	fail := func(reason string) *checkedPDU {
@@ -154,17 +158,8 @@ func describeRoom(roomID string) string {
 // when the content hash failed, so that policy never reads unverified
 // content.
 func (g *Gateway) pduInput(ex *exchange, pc pduContext, room policy.Room, pdu *events.PDU, res events.Result) *policy.PDUInput {
-	in := policy.NewPDUInput(pc.flow(), g.now())
-	in.Request, in.Origin, in.Destination, in.TLS = g.commonInput(ex)
-	if pc.flow() == policy.DirectionOutbound {
-		// The event leaves this server for the requesting peer, which the
-		// policy reads as the destination.
-		in.Origin = policy.Origin{ServerName: ex.destinationName(g)}
-		in.Destination = policy.Destination{ServerName: ex.origin, Allowlisted: ex.listed}
-		if ex.listed {
-			in.Destination.Entry = policyEntry(ex.entry)
-		}
-	}
+	in := policy.NewPDUInput(pc.flow(ex), g.now())
+	in.Request, in.Origin, in.Destination, in.TLS = g.commonInput(ex, pc.flow(ex))
 	in.Transaction = pc.transaction
 	room.RoomID = pdu.RoomID
 	in.Room = room

@@ -61,7 +61,7 @@ func TestBackfillResponseFiltered(t *testing.T) {
 	backfillPath := "/_matrix/federation/v1/backfill/" + testRoomID
 	tg.hs.paths = map[string]string{
 		"/_matrix/key/v2/server": localKeyResponse(t, localKey),
-		backfillPath: fmt.Sprintf(`{"origin":%q,"origin_server_ts":1,"pdus":[%s]}`, localName, strings.Join(pdus, ",")),
+		backfillPath:             fmt.Sprintf(`{"origin":%q,"origin_server_ts":1,"pdus":[%s]}`, localName, strings.Join(pdus, ",")),
 	}
 
 	uri := backfillPath + "?v=%24x&limit=10"
