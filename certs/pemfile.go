@@ -16,6 +16,12 @@ func readCertificates(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read certificate file: %w", err)
 	}
+	return parseCertificates(path, data)
+}
+
+// parseCertificates is [readCertificates] on the contents of the file at
+// path, which only names the file in errors.
+func parseCertificates(path string, data []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for rest := data; ; {
 		var block *pem.Block
@@ -46,6 +52,12 @@ func readPrivateKey(path string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read key file: %w", err)
 	}
+	return parsePrivateKey(path, data)
+}
+
+// parsePrivateKey is [readPrivateKey] on the contents of the file at path,
+// which only names the file in errors.
+func parsePrivateKey(path string, data []byte) (crypto.Signer, error) {
 	for rest := data; ; {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)

@@ -62,6 +62,12 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, err
 	}
+	return newKeyPair(certFile, keyFile, chain, key)
+}
+
+// newKeyPair checks that key belongs to the first certificate of chain and
+// builds the [tls.Certificate]. The file names are only used in errors.
+func newKeyPair(certFile, keyFile string, chain []*x509.Certificate, key crypto.Signer) (tls.Certificate, error) {
 	leaf := chain[0]
 	public, ok := key.Public().(publicKeyEqualer)
 	if !ok || !public.Equal(leaf.PublicKey) {

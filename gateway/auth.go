@@ -10,6 +10,7 @@ import (
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
 	"github.com/bordergate/bordergate/gateway/keys"
 	"github.com/bordergate/bordergate/gateway/xmatrix"
+	"github.com/bordergate/bordergate/policy"
 )
 
 // authenticate verifies the X-Matrix signatures of the request over its
@@ -23,7 +24,7 @@ func (g *Gateway) authenticate(ctx context.Context, ex *exchange) error {
 	if err := g.checkClientCertificate(ex); err != nil {
 		return err
 	}
-	if !ex.listed {
+	if !ex.listed && ex.flow() == policy.DirectionInbound {
 		return nil
 	}
 	var content *canonicaljson.Value
@@ -53,18 +54,21 @@ func (g *Gateway) authenticate(ctx context.Context, ex *exchange) error {
 // with a cached key is checked once more after refetching the origin's
 // keys, because servers that regenerate keys sometimes reuse key IDs.
 func (g *Gateway) verifyCredentials(ctx context.Context, ex *exchange, c xmatrix.Credentials, content *canonicaljson.Value) error {
-	key, err := g.requestKey(ctx, ex.origin, c.KeyID)
+	key, err := g.requestKey(ctx, ex, c.KeyID)
 	if err != nil {
 		return err
 	}
 	destinations := g.cfg.ServerNames
+	if ex.flow() == policy.DirectionOutbound {
+		destinations = []string{ex.destination}
+	}
 	if c.Destination != "" {
 		destinations = []string{c.Destination}
 	}
 	dest, err := verifyAny(c, ex.r.Method, ex.r.RequestURI, destinations, content, key)
-	if errors.Is(err, xmatrix.ErrBadSignature) && key.Source != keys.SourcePinned {
+	if errors.Is(err, xmatrix.ErrBadSignature) && key.Source != keys.SourcePinned && ex.flow() == policy.DirectionInbound {
 		if refreshErr := g.keys.RefreshServer(ctx, ex.origin); refreshErr == nil {
-			if key, err = g.requestKey(ctx, ex.origin, c.KeyID); err != nil {
+			if key, err = g.requestKey(ctx, ex, c.KeyID); err != nil {
 				return err
 			}
 			dest, err = verifyAny(c, ex.r.Method, ex.r.RequestURI, destinations, content, key)
@@ -96,9 +100,18 @@ func verifyAny(c xmatrix.Credentials, method, uri string, destinations []string,
 	return "", err
 }
 
-// requestKey finds a key that may verify a request made now.
-func (g *Gateway) requestKey(ctx context.Context, origin, keyID string) (keys.VerifyKey, error) {
-	key, err := g.keys.LookupKey(ctx, origin, keyID)
+// requestKey finds a key of the exchange's origin that may verify a
+// request made now: a peer's for inbound requests, the local homeserver's
+// for outbound ones.
+func (g *Gateway) requestKey(ctx context.Context, ex *exchange, keyID string) (keys.VerifyKey, error) {
+	origin := ex.origin
+	var key keys.VerifyKey
+	var err error
+	if ex.flow() == policy.DirectionOutbound {
+		key, err = g.local.lookup(ctx, origin, keyID)
+	} else {
+		key, err = g.keys.LookupKey(ctx, origin, keyID)
+	}
 	switch {
 	case errors.Is(err, keys.ErrRevokedKey):
 		return key, wrapError(http.StatusUnauthorized, codeUnauthorized,

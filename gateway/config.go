@@ -48,6 +48,8 @@ type Config struct {
 	Inbound InboundConfig `yaml:"inbound"`
 	// Homeserver is where allowed inbound requests are forwarded.
 	Homeserver HomeserverConfig `yaml:"homeserver"`
+	// Outbound carries the local homeserver's own federation requests.
+	Outbound OutboundConfig `yaml:"outbound"`
 	// StateDir holds what the gateway learns and keeps across restarts.
 	StateDir string `yaml:"state_dir"`
 	// Allowlist names the allow-list file.
@@ -97,6 +99,39 @@ type TLSConfig struct {
 	// ClientCAFile is a PEM bundle of CAs that client certificates are
 	// verified against. Empty means client certificates are not requested.
 	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// OutboundConfig is the listeners that carry the local homeserver's
+// federation requests to peers. Both listeners are off when their address
+// is empty.
+type OutboundConfig struct {
+	// ProxyListen is the host:port of the HTTP forward proxy (CONNECT with
+	// TLS interception, and absolute-URI requests). Keep it on an address
+	// only the homeserver reaches.
+	ProxyListen string `yaml:"proxy_listen"`
+	// TransparentListen is the host:port of a TLS listener that takes the
+	// destination from SNI, for homeservers that cannot use a proxy.
+	TransparentListen string `yaml:"transparent_listen"`
+	// InterceptCA is the internal CA whose leaf certificates the gateway
+	// presents to the homeserver; the homeserver must trust it.
+	InterceptCA KeyPairConfig `yaml:"intercept_ca"`
+	// ClientTLS is the gateway's client certificate, presented to peers
+	// whose allow-list entry sets require_mtls.
+	ClientTLS KeyPairConfig `yaml:"client_tls"`
+	// FederationCAFile is a PEM bundle that peers' certificates are
+	// verified against. Empty means the system roots.
+	FederationCAFile string `yaml:"federation_ca_file"`
+	// Timeout bounds one onward request until its response headers.
+	// Default 60s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// KeyPairConfig names a PEM certificate and its private key.
+type KeyPairConfig struct {
+	// CertFile is the PEM certificate.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key of CertFile.
+	KeyFile string `yaml:"key_file"`
 }
 
 // HomeserverConfig is the local homeserver's federation endpoint.
@@ -226,6 +261,7 @@ func (c *Config) setDefaults() {
 	setDefaultDuration(&c.Inbound.ReadTimeout, DefaultReadTimeout)
 	setDefaultDuration(&c.Inbound.IdleTimeout, DefaultIdleTimeout)
 	setDefaultDuration(&c.Homeserver.Timeout, DefaultHomeserverTimeout)
+	setDefaultDuration(&c.Outbound.Timeout, DefaultHomeserverTimeout)
 	setDefaultDuration(&c.Keys.FetchTimeout, DefaultKeyFetchTimeout)
 	setDefault(&c.StateDir, DefaultStateDir)
 	setDefault(&c.DecisionLog.File, DefaultDecisionLog)
@@ -266,6 +302,7 @@ func (c *Config) Validate() error {
 		c.validateInbound,
 		c.validateHomeserver,
 		c.validateKeys,
+		c.validateOutbound,
 		c.validateFiles,
 		c.validateEnums,
 	}
@@ -375,6 +412,31 @@ func (c *Config) validateKeys() error {
 	return nil
 }
 
+func (c *Config) validateOutbound() error {
+	o := c.Outbound
+	for _, l := range []struct{ field, value string }{
+		{"outbound.proxy_listen", o.ProxyListen},
+		{"outbound.transparent_listen", o.TransparentListen},
+	} {
+		if l.value == "" {
+			continue
+		}
+		if err := validateHostPort(l.value); err != nil {
+			return bad(l.field, err.Error(), `write host:port, such as "127.0.0.1:3128"`)
+		}
+		if o.InterceptCA.CertFile == "" || o.InterceptCA.KeyFile == "" {
+			return bad("outbound.intercept_ca", "missing", "name the internal CA's cert_file and key_file; bordergate certs init-ca creates them")
+		}
+	}
+	if (o.ClientTLS.CertFile == "") != (o.ClientTLS.KeyFile == "") {
+		return bad("outbound.client_tls", "only one of cert_file and key_file is set", "name both, or neither")
+	}
+	if o.Timeout < 0 {
+		return bad("outbound.timeout", "negative duration", `write a positive duration such as "60s"`)
+	}
+	return nil
+}
+
 func (c *Config) validateFiles() error {
 	if c.Allowlist.File == "" {
 		return bad("allowlist.file", "missing", "name the YAML allow-list of federated servers")
@@ -443,6 +505,8 @@ func (c *Config) resolvePaths() {
 		&c.Inbound.TLS.CertFile, &c.Inbound.TLS.KeyFile, &c.Inbound.TLS.ClientCAFile,
 		&c.Homeserver.CAFile, &c.StateDir, &c.Allowlist.File, &c.Rooms.SeedFile,
 		&c.Keys.CAFile, &c.Policy.DataFile, &c.DecisionLog.File,
+		&c.Outbound.InterceptCA.CertFile, &c.Outbound.InterceptCA.KeyFile,
+		&c.Outbound.ClientTLS.CertFile, &c.Outbound.ClientTLS.KeyFile, &c.Outbound.FederationCAFile,
 	} {
 		*p = c.resolve(*p)
 	}

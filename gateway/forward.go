@@ -105,11 +105,24 @@ func (f *forwarder) send(ctx context.Context, in *http.Request, body []byte, aut
 	return resp, cancel, nil
 }
 
-// forward sends the request and reads the whole answer, up to maxResponse
-// bytes. A homeserver that cannot be reached gives 502 and one that times
-// out 504, so that the origin retries.
-func (f *forwarder) forward(ctx context.Context, in *http.Request, body []byte, auth []string, maxResponse int64) (*forwardedResponse, error) {
-	resp, cancel, err := f.send(ctx, in, body, auth)
+// upstream sends an exchange's request onward: to the local homeserver
+// for inbound requests, to the peer for outbound ones.
+type upstream interface {
+	send(ctx context.Context, ex *exchange, body []byte, auth []string) (*http.Response, context.CancelFunc, error)
+}
+
+// homeserverSender sends inbound requests to the local homeserver.
+type homeserverSender struct{ f *forwarder }
+
+func (s homeserverSender) send(ctx context.Context, ex *exchange, body []byte, auth []string) (*http.Response, context.CancelFunc, error) {
+	return s.f.send(ctx, ex.r, body, auth)
+}
+
+// fetch sends the request and reads the whole answer, up to maxResponse
+// bytes. An upstream that cannot be reached gives 502 and one that times
+// out 504, so that the sender retries.
+func fetch(ctx context.Context, up upstream, ex *exchange, body []byte, auth []string, maxResponse int64) (*forwardedResponse, error) {
+	resp, cancel, err := up.send(ctx, ex, body, auth)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +133,7 @@ func (f *forwarder) forward(ctx context.Context, in *http.Request, body []byte, 
 		return nil, upstreamError(err)
 	}
 	if int64(len(data)) > maxResponse {
-		return nil, newError(http.StatusBadGateway, codeUnknown, "homeserver answer exceeds the size limit")
+		return nil, newError(http.StatusBadGateway, codeUnknown, "answer exceeds the size limit")
 	}
 	return &forwardedResponse{status: resp.StatusCode, header: resp.Header, body: data}, nil
 }

@@ -95,6 +95,10 @@ type testGateway struct {
 	key     ed25519.PrivateKey
 	dir     string
 	ca      *certs.CA
+	// proxyURL is the outbound forward proxy, when started.
+	proxyURL string
+	// interceptCA issued the certificates the proxy presents.
+	interceptCA *certs.CA
 }
 
 type gatewayOptions struct {
@@ -110,6 +114,9 @@ type gatewayOptions struct {
 	// maxConcurrent is inbound.max_concurrent_requests; zero keeps the
 	// default.
 	maxConcurrent int
+	// outbound starts the outbound forward proxy, with peers' certificates
+	// verified against the test CA.
+	outbound bool
 }
 
 func startGateway(t *testing.T, opts gatewayOptions) *testGateway {
@@ -148,6 +155,17 @@ func startGateway(t *testing.T, opts gatewayOptions) *testGateway {
 		rooms = fmt.Sprintf("- room_id: %q\n  room_version: \"10\"\n", testRoomID)
 	}
 	writeFile(t, dir, "rooms.yaml", rooms)
+	outboundConfig := ""
+	var interceptCA *certs.CA
+	if opts.outbound {
+		if interceptCA, err = certs.NewCA("bordergate test interception CA", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := interceptCA.WriteFiles(filepath.Join(dir, "intercept.pem"), filepath.Join(dir, "intercept-key.pem")); err != nil {
+			t.Fatal(err)
+		}
+		outboundConfig = "outbound:\n  proxy_listen: 127.0.0.1:1\n  intercept_ca: {cert_file: intercept.pem, key_file: intercept-key.pem}\n  federation_ca_file: ca.pem\n"
+	}
 
 	hs := &homeserverStub{}
 	hsServer := httptest.NewServer(hs)
@@ -171,7 +189,7 @@ allowlist: {file: allowlist.yaml}
 rooms: {seed_file: rooms.yaml}
 policy: {paths: [%q], data_file: policy-data.json}
 decision_log: {file: decisions.jsonl}
-`, localName, opts.maxConcurrent, hsURL, timeout, regoDir(t))
+%s`, localName, opts.maxConcurrent, hsURL, timeout, regoDir(t), outboundConfig)
 	writeFile(t, dir, "bordergate.yaml", config)
 	cfg, err := LoadConfig(filepath.Join(dir, "bordergate.yaml"))
 	if err != nil {
@@ -191,10 +209,22 @@ decision_log: {file: decisions.jsonl}
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() { done <- gw.ServeListener(ctx, ln) }()
+	proxyURL := ""
+	if opts.outbound {
+		pln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxyURL = "http://" + pln.Addr().String()
+		go func() { done <- gw.ServeProxy(ctx, pln) }()
+	} else {
+		done <- nil
+	}
 	t.Cleanup(func() {
 		cancel()
+		<-done
 		<-done
 		gw.Close()
 	})
@@ -204,6 +234,7 @@ decision_log: {file: decisions.jsonl}
 	return &testGateway{
 		t: t, gw: gw, url: "https://" + ln.Addr().String(), client: client, hs: hs, hsURL: hsURL,
 		logPath: filepath.Join(dir, "decisions.jsonl"), key: priv, dir: dir, ca: ca,
+		proxyURL: proxyURL, interceptCA: interceptCA,
 	}
 }
 

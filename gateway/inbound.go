@@ -75,7 +75,11 @@ type exchange struct {
 
 // ServeHTTP runs the inbound pipeline on one federation request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := &exchange{r: r, start: g.now()}
+	g.serve(w, r, &exchange{r: r, start: g.now()})
+}
+
+// serve runs the pipeline on the request of ex and answers it.
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, ex *exchange) {
 	var err error
 	select {
 	case g.slots <- struct{}{}:
@@ -121,17 +125,23 @@ func (g *Gateway) handle(ctx context.Context, ex *exchange, w http.ResponseWrite
 	if err := g.route(ex); err != nil {
 		return err
 	}
-	g.readTLS(ex)
+	if ex.flow() == policy.DirectionInbound {
+		g.readTLS(ex)
+	}
 	xmatrixAuth := ex.match.Route.Auth == routes.AuthXMatrix
 	if xmatrixAuth {
 		if err := g.parseAuthorization(ex); err != nil {
+			return err
+		}
+	} else if ex.flow() == policy.DirectionOutbound {
+		if err := g.outboundUnsigned(ex); err != nil {
 			return err
 		}
 	}
 	// The body of an origin whose keys the gateway will not look up is
 	// never read: the request is refused anyway, and parsing is the most
 	// expensive step an unauthenticated sender could make the gateway do.
-	if !xmatrixAuth || ex.listed {
+	if !xmatrixAuth || ex.listed || ex.flow() == policy.DirectionOutbound {
 		if err := g.readBody(ex); err != nil {
 			return err
 		}
@@ -276,6 +286,9 @@ func (g *Gateway) parseAuthorization(ex *exchange) error {
 	}
 	ex.creds = creds
 	ex.origin = creds[0].Origin
+	if ex.flow() == policy.DirectionOutbound {
+		return g.checkOutboundParties(ex)
+	}
 	for _, c := range creds {
 		if c.Destination == "" {
 			continue
@@ -305,7 +318,7 @@ func (g *Gateway) decideRequest(ctx context.Context, ex *exchange) error {
 		rec.Action = actionDenied
 		return newError(http.StatusForbidden, codeForbidden, "denied by policy: "+joinReasons(decision.Reasons))
 	}
-	if ex.listed && ex.entry.RequireMTLS && !ex.tls.MatchesOrigin {
+	if ex.flow() == policy.DirectionInbound && ex.listed && ex.entry.RequireMTLS && !ex.tls.MatchesOrigin {
 		return newError(http.StatusForbidden, codeForbidden,
 			fmt.Sprintf("%s must present a client certificate naming it", ex.origin))
 	}
@@ -334,9 +347,9 @@ func (g *Gateway) forwardRequest(ctx context.Context, ex *exchange, w http.Respo
 	if err := g.commitItems(ctx, ex); err != nil {
 		return err
 	}
-	inspect := learnsFromResponse(ex.match.Route.ID) || len(ex.match.Route.ResponsePDUs) > 0
+	inspect := learnsFromResponse(ex.match.Route.ID) || len(ex.match.Route.ResponsePDUs) > 0 || checksKeyResponse(ex)
 	if !inspect {
-		resp, cancel, err := g.forward.send(ctx, ex.r, ex.body, ex.authHeaders)
+		resp, cancel, err := g.upstreamFor(ex).send(ctx, ex, ex.body, ex.authHeaders)
 		if err != nil {
 			return err
 		}
@@ -348,19 +361,24 @@ func (g *Gateway) forwardRequest(ctx context.Context, ex *exchange, w http.Respo
 		relay(w, resp, rec.DecisionID)
 		return nil
 	}
-	resp, err := g.forward.forward(ctx, ex.r, ex.body, ex.authHeaders, maxResponseBytes)
+	resp, err := fetch(ctx, g.upstreamFor(ex), ex, ex.body, ex.authHeaders, maxResponseBytes)
 	if err != nil {
 		return err
 	}
 	if resp.status == http.StatusOK {
 		g.learnFromTemplate(ctx, ex, resp.body)
-		// The local homeserver's events leave the administration here, so
-		// each one is decided as an outbound PDU.
-		filtered, err := g.filterResponse(ctx, ex, policy.DirectionOutbound, ex.destinationName(g), resp.body)
+		// The events of an answer travel against the request: the local
+		// homeserver's leave the administration, a peer's come in.
+		filtered, err := g.filterResponse(ctx, ex, opposite(ex.flow()), ex.destinationName(g), resp.body)
 		if err != nil {
 			return err
 		}
 		resp.body = filtered
+		if checksKeyResponse(ex) {
+			if resp.body, err = g.checkKeyResponse(ctx, ex, resp.body); err != nil {
+				return err
+			}
+		}
 	}
 	if err := g.delivered(ctx, ex, resp.status); err != nil {
 		return err

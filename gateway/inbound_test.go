@@ -411,7 +411,7 @@ func TestInviteV2(t *testing.T) {
 	}{
 		{"event ID not the path's", uri("$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), body(invite), 400, "does not match the path event"},
 		{"not an invite", uri(joinID), body(join), 400, `membership "join" is not "invite"`},
-		{"invitee not local", uri(foreignID), body(foreign), 400, `invited user "@carol:elsewhere.test" is not on this server`},
+		{"invitee not local", uri(foreignID), body(foreign), 400, `invited user "@carol:elsewhere.test" is not on the receiving server`},
 		{"tampered invite_room_state", uri(inviteID), []byte(`{"room_version":"11","event":` + string(canonicaljson.Encode(invite)) +
 			`,"invite_room_state":[` + string(canonicaljson.Encode(join.With("depth", canonicaljson.IntValue(99)))) + `]}`), 400, "invite_room_state[0]: event signature check failed"},
 		{"no room version", uri(inviteID), []byte(`{"event":` + string(canonicaljson.Encode(invite)) + `}`), 400, "invite has no room_version"},
@@ -468,11 +468,11 @@ func TestQueriedEntitiesMustBeLocal(t *testing.T) {
 		status                  int
 		message                 string
 	}{
-		{"profile of a remote user", "GET", "/_matrix/federation/v1/query/profile?user_id=%40carol%3Aelsewhere.test", "", 403, `"@carol:elsewhere.test" is not on this server`},
+		{"profile of a remote user", "GET", "/_matrix/federation/v1/query/profile?user_id=%40carol%3Aelsewhere.test", "", 403, `"@carol:elsewhere.test" is not on the receiving server`},
 		{"profile of a local user", "GET", "/_matrix/federation/v1/query/profile?user_id=%40bob%3Ahs2.test%3A8448", "", 200, ""},
-		{"alias of another server", "GET", "/_matrix/federation/v1/query/directory?room_alias=%23room%3Aelsewhere.test", "", 403, `"#room:elsewhere.test" is not on this server`},
-		{"devices of a remote user", "GET", "/_matrix/federation/v1/user/devices/@carol:elsewhere.test", "", 403, `user "@carol:elsewhere.test" is not on this server`},
-		{"keys of a remote user", "POST", "/_matrix/federation/v1/user/keys/query", `{"device_keys":{"@bob:hs2.test:8448":[],"@carol:elsewhere.test":[]}}`, 403, `"@carol:elsewhere.test" is not on this server`},
+		{"alias of another server", "GET", "/_matrix/federation/v1/query/directory?room_alias=%23room%3Aelsewhere.test", "", 403, `"#room:elsewhere.test" is not on the receiving server`},
+		{"devices of a remote user", "GET", "/_matrix/federation/v1/user/devices/@carol:elsewhere.test", "", 403, `user "@carol:elsewhere.test" is not on the receiving server`},
+		{"keys of a remote user", "POST", "/_matrix/federation/v1/user/keys/query", `{"device_keys":{"@bob:hs2.test:8448":[],"@carol:elsewhere.test":[]}}`, 403, `"@carol:elsewhere.test" is not on the receiving server`},
 		{"keys of a local user", "POST", "/_matrix/federation/v1/user/keys/query", `{"device_keys":{"@bob:hs2.test:8448":[]}}`, 200, ""},
 	}
 	for _, tc := range tests {

@@ -37,8 +37,8 @@ func (g *Gateway) checkRequestIdentity(ex *exchange) error {
 				fmt.Sprintf("user %q is not on the requesting server %s", user, ex.origin))
 		}
 	case routes.UserLocal:
-		if !g.isLocal(serverOf(user)) {
-			return newError(http.StatusForbidden, codeForbidden, fmt.Sprintf("user %q is not on this server", user))
+		if !g.isReceiver(ex, serverOf(user)) {
+			return newError(http.StatusForbidden, codeForbidden, fmt.Sprintf("user %q is not on the receiving server", user))
 		}
 	}
 	return g.checkQueriedEntities(ex)
@@ -59,8 +59,8 @@ func (g *Gateway) checkQueriedEntities(ex *exchange) error {
 		names = memberKeys(ex.content, "one_time_keys")
 	}
 	for _, name := range names {
-		if !g.isLocal(serverOf(name)) {
-			return newError(http.StatusForbidden, codeForbidden, fmt.Sprintf("%q is not on this server", name))
+		if !g.isReceiver(ex, serverOf(name)) {
+			return newError(http.StatusForbidden, codeForbidden, fmt.Sprintf("%q is not on the receiving server", name))
 		}
 	}
 	return nil
@@ -196,7 +196,7 @@ func (g *Gateway) checkMembershipPDU(ex *exchange, route string, c *checkedPDU) 
 	if want := membershipOf[route]; membership != want {
 		return invalid("membership %q is not %q", membership, want)
 	}
-	if g.isLocal(pdu.SenderServer) {
+	if ex.flow() == policy.DirectionInbound && g.isLocal(pdu.SenderServer) {
 		return invalid("sender %q is a user of this server, which a peer cannot speak for", pdu.Sender)
 	}
 	if pdu.SenderServer != ex.origin && !thirdPartyInvite(route, content) {
@@ -206,8 +206,8 @@ func (g *Gateway) checkMembershipPDU(ex *exchange, route string, c *checkedPDU) 
 		return invalid("membership event has no state_key")
 	}
 	if membership == "invite" {
-		if !g.isLocal(serverOf(*pdu.StateKey)) {
-			return invalid("invited user %q is not on this server", *pdu.StateKey)
+		if !g.isReceiver(ex, serverOf(*pdu.StateKey)) {
+			return invalid("invited user %q is not on the receiving server", *pdu.StateKey)
 		}
 		return nil
 	}
@@ -268,4 +268,14 @@ func isStrippedState(entry canonicaljson.Value) bool {
 		}
 	}
 	return true
+}
+
+// isReceiver reports whether serverName is the server that receives the
+// exchange's request: this server for inbound requests, the peer for
+// outbound ones.
+func (g *Gateway) isReceiver(ex *exchange, serverName string) bool {
+	if ex.flow() == policy.DirectionOutbound {
+		return serverName == ex.destination
+	}
+	return g.isLocal(serverName)
 }

@@ -19,15 +19,22 @@ import (
 // server, self-signed with priv.
 func localKeyResponse(t *testing.T, priv ed25519.PrivateKey) string {
 	t.Helper()
+	return keyResponse(t, localName, priv)
+}
+
+// keyResponse returns a /_matrix/key/v2/server response of serverName,
+// self-signed with priv under the key ID ed25519:local.
+func keyResponse(t *testing.T, serverName string, priv ed25519.PrivateKey) string {
+	t.Helper()
 	pub := base64.RawStdEncoding.EncodeToString(priv.Public().(ed25519.PublicKey))
 	unsigned := fmt.Sprintf(`{"server_name":%q,"valid_until_ts":%d,"verify_keys":{"ed25519:local":{"key":%q}}}`,
-		localName, time.Now().Add(time.Hour).UnixMilli(), pub)
+		serverName, time.Now().Add(time.Hour).UnixMilli(), pub)
 	v, err := canonicaljson.Parse([]byte(unsigned))
 	if err != nil {
 		t.Fatal(err)
 	}
 	sig := base64.RawStdEncoding.EncodeToString(ed25519.Sign(priv, canonicaljson.Encode(v)))
-	return strings.TrimSuffix(unsigned, "}") + fmt.Sprintf(`,"signatures":{%q:{"ed25519:local":%q}}}`, localName, sig)
+	return strings.TrimSuffix(unsigned, "}") + fmt.Sprintf(`,"signatures":{%q:{"ed25519:local":%q}}}`, serverName, sig)
 }
 
 func TestBackfillResponseFiltered(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/bordergate/bordergate/certs"
 	"github.com/bordergate/bordergate/gateway/decisionlog"
+	"github.com/bordergate/bordergate/gateway/egress"
 	"github.com/bordergate/bordergate/gateway/keys"
 	"github.com/bordergate/bordergate/gateway/store"
 	"github.com/bordergate/bordergate/policy"
@@ -46,6 +47,11 @@ type Gateway struct {
 	slots chan struct{}
 	// local caches the local homeserver's verify keys.
 	local *localKeys
+	// egress sends outbound requests to peers, and interceptor mints the
+	// certificates the outbound listeners present to the homeserver; both
+	// are nil without an outbound listener.
+	egress      *egress.Client
+	interceptor *certs.Interceptor
 }
 
 // New builds a gateway from a validated configuration: it loads the
@@ -65,8 +71,18 @@ func (g *Gateway) open(ctx context.Context) error {
 	if g.store, err = openStore(g.cfg, g.log); err != nil {
 		return err
 	}
-	if g.keys, err = newKeyRing(g.cfg, g.store, g.log); err != nil {
+	ring, err := newKeyRing(g.cfg, g.store, g.log)
+	if err != nil {
 		return err
+	}
+	g.keys = ring
+	if g.cfg.Outbound.ProxyListen != "" || g.cfg.Outbound.TransparentListen != "" {
+		if g.egress, err = newEgress(g.cfg, ring, g.store, g.log); err != nil {
+			return err
+		}
+		if g.interceptor, err = newInterceptor(g.cfg.Outbound.InterceptCA); err != nil {
+			return err
+		}
 	}
 	g.policy, err = policy.New(ctx, policy.Config{
 		Paths:    g.cfg.Policy.Paths,
@@ -208,27 +224,69 @@ func notaryConfig(list []NotaryConfig) ([]keys.Notary, error) {
 	return out, nil
 }
 
-// Serve accepts federation connections on the inbound listener until ctx
-// ends, then shuts down gracefully.
+// Serve runs the inbound listener and the configured outbound listeners
+// until ctx ends or one of them fails, then shuts them all down
+// gracefully.
 func (g *Gateway) Serve(ctx context.Context) error {
-	ln, err := net.Listen("tcp", g.cfg.Inbound.Listen)
-	if err != nil {
-		return fmt.Errorf("inbound listener: %w", err)
+	type listener struct {
+		addr  string
+		serve func(context.Context, net.Listener) error
 	}
-	return g.ServeListener(ctx, ln)
+	all := []listener{{g.cfg.Inbound.Listen, g.ServeListener}}
+	if a := g.cfg.Outbound.ProxyListen; a != "" {
+		all = append(all, listener{a, g.ServeProxy})
+	}
+	if a := g.cfg.Outbound.TransparentListen; a != "" {
+		all = append(all, listener{a, g.ServeTransparent})
+	}
+	lns := make([]net.Listener, 0, len(all))
+	for _, l := range all {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			for _, open := range lns {
+				open.Close()
+			}
+			return fmt.Errorf("listen on %s: %w", l.addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(all))
+	for i, l := range all {
+		go func() { errs <- l.serve(ctx, lns[i]) }()
+	}
+	var first error
+	for range all {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
 }
 
-// ServeListener is [Gateway.Serve] on an existing listener.
+// ServeListener runs the inbound listener on ln until ctx ends.
 func (g *Gateway) ServeListener(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           g,
-		TLSConfig:         g.tls,
+	srv := g.httpServer(ctx, g, "http")
+	srv.TLSConfig = g.tls
+	return g.runServer(ctx, srv, ln, true, "inbound listener")
+}
+
+func (g *Gateway) httpServer(ctx context.Context, h http.Handler, component string) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: g.cfg.Inbound.ReadHeaderTimeout,
 		ReadTimeout:       g.cfg.Inbound.ReadTimeout,
 		IdleTimeout:       g.cfg.Inbound.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(g.log.With(keyComponent, "http").Handler(), slog.LevelDebug),
+		ErrorLog:          slog.NewLogLogger(g.log.With(keyComponent, component).Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
+}
+
+// runServer serves srv on ln until ctx ends, then shuts it down
+// gracefully.
+func (g *Gateway) runServer(ctx context.Context, srv *http.Server, ln net.Listener, useTLS bool, name string) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -237,14 +295,19 @@ func (g *Gateway) ServeListener(ctx context.Context, ln net.Listener) error {
 		defer cancel()
 		_ = srv.Shutdown(shutdownCtx)
 	}()
-	g.log.Info("inbound listener started", keyAddress, ln.Addr().String(), keyServerNames, g.cfg.ServerNames)
-	err := srv.ServeTLS(ln, "", "")
+	g.log.Info("listener started", keyListener, name, keyAddress, ln.Addr().String(), keyServerNames, g.cfg.ServerNames)
+	var err error
+	if useTLS {
+		err = srv.ServeTLS(ln, "", "")
+	} else {
+		err = srv.Serve(ln)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		<-done
-		g.log.Info("inbound listener stopped", keyAddress, ln.Addr().String())
+		g.log.Info("listener stopped", keyListener, name, keyAddress, ln.Addr().String())
 		return nil
 	}
-	return fmt.Errorf("inbound listener: %w", err)
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // Close releases the decision log and the store.

@@ -137,7 +137,7 @@ func (g *Gateway) forwardTransaction(ctx context.Context, ex *exchange, w http.R
 	if err := g.commitItems(ctx, ex); err != nil {
 		return err
 	}
-	resp, err := g.forward.forward(ctx, ex.r, ex.body, ex.authHeaders, maxResponseBytes)
+	resp, err := fetch(ctx, g.upstreamFor(ex), ex, ex.body, ex.authHeaders, maxResponseBytes)
 	if err != nil {
 		return err
 	}

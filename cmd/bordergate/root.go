@@ -17,6 +17,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newCheckCommand(), newEventCommand())
+	root.AddCommand(newServeCommand(), newCheckCommand(), newEventCommand(), newCertsCommand())
 	return root
 }

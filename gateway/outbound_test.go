@@ -1,0 +1,263 @@
+package gateway
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bordergate/bordergate/gateway/canonicaljson"
+	"github.com/bordergate/bordergate/gateway/events"
+	"github.com/bordergate/bordergate/gateway/xmatrix"
+)
+
+const peerName = "hs9.test"
+
+// peerStub is a remote homeserver on loopback that records what reaches it.
+type peerStub struct {
+	mu       sync.Mutex
+	requests []stubRequest
+	paths    map[string]string
+}
+
+func (p *peerStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	p.mu.Lock()
+	p.requests = append(p.requests, stubRequest{r.Method, r.RequestURI, r.Header.Get("Authorization"), body})
+	answer, ok := p.paths[r.URL.Path]
+	p.mu.Unlock()
+	if !ok {
+		answer = `{"pdus":{}}`
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, answer)
+}
+
+func (p *peerStub) received() []stubRequest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]stubRequest(nil), p.requests...)
+}
+
+// outboundSetup is a gateway with its outbound proxy, a remote peer on
+// the allow-list, and the local homeserver's signing key.
+type outboundSetup struct {
+	tg       *testGateway
+	peer     *peerStub
+	localKey ed25519.PrivateKey
+	client   *http.Client
+}
+
+func startOutbound(t *testing.T, extraAllowlist string) *outboundSetup {
+	t.Helper()
+	peer := &peerStub{paths: map[string]string{}}
+	peerServer := httptest.NewUnstartedServer(peer)
+	// The peer's certificate comes from the same test CA that the gateway
+	// trusts as the federation CA; the harness creates that CA, so the
+	// peer starts once it exists.
+	s := &outboundSetup{peer: peer}
+	_, localKey, _ := ed25519.GenerateKey(rand.Reader)
+	s.localKey = localKey
+
+	// The pinned address must be known before the gateway starts, so the
+	// listener is opened first and the certificate set afterwards.
+	peerServer.Listener.Close()
+	ln, err := newLoopbackListener()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerServer.Listener = ln
+	allowlist := fmt.Sprintf("  - server_name: %q\n    address: %q\n    endpoints: [\"*\"]\n%s", peerName, ln.Addr().String(), extraAllowlist)
+	s.tg = startGateway(t, gatewayOptions{outbound: true, extraAllowlist: allowlist})
+	s.tg.hs.paths = map[string]string{"/_matrix/key/v2/server": localKeyResponse(t, localKey)}
+
+	certPEM, keyPEM, err := s.tg.ca.IssueServer([]string{peerName}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerServer.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+	peerServer.StartTLS()
+	t.Cleanup(peerServer.Close)
+
+	proxy, err := url.Parse(s.tg.proxyURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(s.tg.interceptCA.Certificate())
+	s.client = &http.Client{Transport: &http.Transport{
+		Proxy:           http.ProxyURL(proxy),
+		TLSClientConfig: &tls.Config{RootCAs: pool},
+	}}
+	return s
+}
+
+// send makes a request of the local homeserver to serverName through the
+// proxy, signed with the local key.
+func (s *outboundSetup) send(t *testing.T, method, serverName, uri string, body []byte, origin string) (*http.Response, []byte) {
+	t.Helper()
+	var content *canonicaljson.Value
+	if len(body) > 0 {
+		v, err := canonicaljson.Parse(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		content = &v
+	}
+	req, err := http.NewRequest(method, "https://"+serverName+uri, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, err := xmatrix.FormatAuthorization(xmatrix.Sign(s.localKey, "ed25519:local", method, uri, origin, serverName, content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", header)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s through the proxy: %v", method, uri, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp, data
+}
+
+// localEvent builds a PDU of the test room sent by a local user.
+func (s *outboundSetup) localEvent(t *testing.T, eventType, content string, depth int) canonicaljson.Value {
+	t.Helper()
+	rv, _ := events.LookupRoomVersion("10")
+	text := fmt.Sprintf(`{"room_id":%q,"sender":"@bob:%s","type":%q,"content":%s,"origin_server_ts":%d,"depth":%d,"prev_events":["$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],"auth_events":[],"hashes":{},"signatures":{}}`,
+		testRoomID, localName, eventType, content, 1700000000000+int64(depth), depth)
+	v, err := canonicaljson.Parse([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := events.SignEvent(v, rv, localName, "ed25519:local", s.localKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
+}
+
+func outboundTransaction(pdus ...canonicaljson.Value) []byte {
+	parts := make([]string, len(pdus))
+	for i, p := range pdus {
+		parts[i] = string(canonicaljson.Encode(p))
+	}
+	return []byte(fmt.Sprintf(`{"origin":%q,"origin_server_ts":1700000000000,"pdus":[%s]}`, localName, strings.Join(parts, ",")))
+}
+
+func TestOutboundTransactionForwarded(t *testing.T) {
+	s := startOutbound(t, "")
+	body := outboundTransaction(s.localEvent(t, "m.room.message", `{"body":"hi","msgtype":"m.text"}`, 3))
+	uri := "/_matrix/federation/v1/send/out%2F1"
+	s.peer.paths["/_matrix/federation/v1/send/out/1"] = `{"pdus":{"$peer":{}}}`
+	resp, answer := s.send(t, http.MethodPut, peerName, uri, body, localName)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, answer %s", resp.StatusCode, answer)
+	}
+	got := s.peer.received()
+	if len(got) != 1 {
+		t.Fatalf("peer received %d requests, want 1", len(got))
+	}
+	if got[0].uri != uri || !bytes.Equal(got[0].body, body) {
+		t.Errorf("peer received %s %q, want the homeserver's exact target and body", got[0].uri, got[0].body)
+	}
+	if !strings.Contains(got[0].auth, `origin="hs2.test:8448"`) {
+		t.Errorf("peer received Authorization %q", got[0].auth)
+	}
+	if !strings.Contains(string(answer), "$peer") {
+		t.Errorf("answer %s is not the peer's", answer)
+	}
+	for _, rec := range s.tg.records() {
+		if rec.Matrix.Direction != "outbound" || !rec.Allow {
+			t.Errorf("record %s: direction %q allow %v, want an allowed outbound record", rec.Path, rec.Matrix.Direction, rec.Allow)
+		}
+	}
+}
+
+func TestOutboundDeniedEventNeverLeaves(t *testing.T) {
+	s := startOutbound(t, "")
+	allowed := s.localEvent(t, "m.room.message", `{"body":"hi","msgtype":"m.text"}`, 3)
+	denied := s.localEvent(t, "com.example.forbidden", `{"secret":"s"}`, 4)
+	resp, answer := s.send(t, http.MethodPut, peerName, "/_matrix/federation/v1/send/out2", outboundTransaction(allowed, denied), localName)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, answer %s; the homeserver must get 200 so it does not retry", resp.StatusCode, answer)
+	}
+	if n := len(s.peer.received()); n != 0 {
+		t.Fatalf("peer received %d requests, want none", n)
+	}
+	var results struct {
+		PDUs map[string]struct {
+			Error string `json:"error"`
+		} `json:"pdus"`
+	}
+	if err := json.Unmarshal(answer, &results); err != nil {
+		t.Fatal(err)
+	}
+	if msg := results.PDUs[eventID(t, denied)].Error; !strings.Contains(msg, "denied by policy") {
+		t.Errorf("denied PDU error = %q", msg)
+	}
+}
+
+func TestOutboundRefusals(t *testing.T) {
+	s := startOutbound(t, "")
+	pdu := s.localEvent(t, "m.room.message", `{"body":"hi","msgtype":"m.text"}`, 3)
+	tests := []struct {
+		name, server, origin string
+		status               int
+		message              string
+	}{
+		{"destination not on allow-list", "unlisted.test", localName, 403, "destination not on allow-list"},
+		{"origin not local", peerName, remoteName, 403, "is not this server"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, answer := s.send(t, http.MethodPut, tc.server, "/_matrix/federation/v1/send/r", outboundTransaction(pdu), tc.origin)
+			if resp.StatusCode != tc.status || !strings.Contains(string(answer), tc.message) {
+				t.Errorf("status %d answer %s, want %d naming %q", resp.StatusCode, answer, tc.status, tc.message)
+			}
+			if !strings.Contains(string(answer), "decision_id") {
+				t.Errorf("answer %s has no decision_id", answer)
+			}
+		})
+	}
+	if n := len(s.peer.received()); n != 0 {
+		t.Errorf("peer received %d requests, want none", n)
+	}
+}
+
+func TestOutboundKeyResponseChecked(t *testing.T) {
+	s := startOutbound(t, "")
+	_, peerKey, _ := ed25519.GenerateKey(rand.Reader)
+	good := keyResponse(t, peerName, peerKey)
+	s.peer.paths["/_matrix/key/v2/server"] = good
+	resp, answer := s.send(t, http.MethodGet, peerName, "/_matrix/key/v2/server", nil, localName)
+	if resp.StatusCode != http.StatusOK || string(answer) != good {
+		t.Errorf("status %d, answer %s, want the peer's self-signed response", resp.StatusCode, answer)
+	}
+
+	s.peer.paths["/_matrix/key/v2/server"] = strings.ReplaceAll(good, peerName, "other.test")
+	resp, answer = s.send(t, http.MethodGet, peerName, "/_matrix/key/v2/server", nil, localName)
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("status %d, answer %s: a response for another server must be refused with 502", resp.StatusCode, answer)
+	}
+}
+
+func newLoopbackListener() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
