@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/bordergate/bordergate/certs"
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
+	"github.com/bordergate/bordergate/gateway/decisionlog"
 	"github.com/bordergate/bordergate/gateway/keys"
 	"github.com/bordergate/bordergate/gateway/xmatrix"
 	"github.com/bordergate/bordergate/policy"
@@ -142,4 +144,29 @@ func (g *Gateway) checkClientCertificate(ex *exchange) error {
 			fmt.Sprintf("client certificate does not name the origin %s", ex.origin))
 	}
 	return nil
+}
+
+// requireClientCertificate ends a TLS handshake in which the client sent
+// no certificate, and records the refusal: the client never gets to send
+// a request, so this is the only record of it. A certificate that was sent
+// has already been verified against the client CA bundle.
+func (g *Gateway) requireClientCertificate(cs tls.ConnectionState, remote string) error {
+	if len(cs.PeerCertificates) > 0 {
+		return nil
+	}
+	reason := "TLS handshake refused: no client certificate; this listener requires one"
+	rec := decisionlog.NewRecord(g.policy.Path(policy.KindRequest))
+	rec.Timestamp = g.now().UTC()
+	rec.Bundles = decisionlog.PolicyBundles(g.policy.Revision())
+	rec.Matrix = &decisionlog.Matrix{Direction: string(policy.DirectionInbound), Destination: cs.ServerName, Endpoint: "tls_handshake"}
+	rec.Action, rec.Error = actionRejected, reason
+	rec.Result = map[string]any{"allow": false, "reasons": []string{reason}}
+	rec.Input = map[string]any{"tls": map[string]any{"client_certificate": false, "server_name": cs.ServerName, "remote_address": remote}}
+	ctx := context.Background()
+	if err := g.decisions.Write(ctx, rec); err != nil {
+		g.log.Error("decision record not written", keyDecisionID, rec.DecisionID, keyErr, err)
+	}
+	g.log.Info("TLS handshake refused", keyReason, "no client certificate", keyServerName, cs.ServerName,
+		keyAddress, remote, keyDecisionID, rec.DecisionID)
+	return errors.New("client certificate required")
 }

@@ -99,6 +99,12 @@ type TLSConfig struct {
 	// ClientCAFile is a PEM bundle of CAs that client certificates are
 	// verified against. Empty means client certificates are not requested.
 	ClientCAFile string `yaml:"client_ca_file"`
+	// RequireClientCertificate refuses, during the TLS handshake, every
+	// client that presents no certificate from ClientCAFile, and records
+	// the refusal. For a listener that only peer gateways with a bilateral
+	// agreement reach. Default false: a certificate is verified when sent,
+	// and required only by allow-list entries with require_mtls.
+	RequireClientCertificate bool `yaml:"require_client_certificate"`
 }
 
 // OutboundConfig is the listeners that carry the local homeserver's
@@ -335,6 +341,10 @@ func (c *Config) validateInbound() error {
 	}
 	if c.Inbound.TLS.KeyFile == "" {
 		return bad("inbound.tls.key_file", "missing", "name the PEM private key file of the listener")
+	}
+	if c.Inbound.TLS.RequireClientCertificate && c.Inbound.TLS.ClientCAFile == "" {
+		return bad("inbound.tls.require_client_certificate", "set without inbound.tls.client_ca_file",
+			"name the CA bundle that client certificates are verified against")
 	}
 	if c.Inbound.MaxBodyBytes < 64<<10 {
 		return bad("inbound.max_body_bytes", fmt.Sprintf("%d is too small", c.Inbound.MaxBodyBytes),

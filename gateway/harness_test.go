@@ -117,6 +117,8 @@ type gatewayOptions struct {
 	// outbound starts the outbound forward proxy, with peers' certificates
 	// verified against the test CA.
 	outbound bool
+	// requireClientCert sets inbound.tls.require_client_certificate.
+	requireClientCert bool
 }
 
 func startGateway(t *testing.T, opts gatewayOptions) *testGateway {
@@ -181,7 +183,7 @@ func startGateway(t *testing.T, opts gatewayOptions) *testGateway {
 	config := fmt.Sprintf(`server_names: [%q]
 inbound:
   listen: 127.0.0.1:1
-  tls: {cert_file: cert.pem, key_file: key.pem, client_ca_file: ca.pem}
+  tls: {cert_file: cert.pem, key_file: key.pem, client_ca_file: ca.pem, require_client_certificate: %t}
   max_concurrent_requests: %d
 homeserver: {url: %q, timeout: %s}
 state_dir: state
@@ -189,7 +191,7 @@ allowlist: {file: allowlist.yaml}
 rooms: {seed_file: rooms.yaml}
 policy: {paths: [%q], data_file: policy-data.json}
 decision_log: {file: decisions.jsonl}
-%s`, localName, opts.maxConcurrent, hsURL, timeout, regoDir(t), outboundConfig)
+%s`, localName, opts.requireClientCert, opts.maxConcurrent, hsURL, timeout, regoDir(t), outboundConfig)
 	writeFile(t, dir, "bordergate.yaml", config)
 	cfg, err := LoadConfig(filepath.Join(dir, "bordergate.yaml"))
 	if err != nil {

@@ -553,3 +553,29 @@ func TestBodyWithTooManyValues(t *testing.T) {
 		t.Errorf("homeserver received %d requests, want none", n)
 	}
 }
+
+func TestHandshakeRequiresClientCertificate(t *testing.T) {
+	tg := startGateway(t, gatewayOptions{requireClientCert: true})
+	req, err := http.NewRequest("GET", tg.url+"/_matrix/federation/v1/version", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := tg.client.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("request without a client certificate got status %d, want a failed handshake", resp.StatusCode)
+	}
+	found := false
+	for _, rec := range tg.records() {
+		if rec.Matrix.Endpoint == "tls_handshake" && !rec.Allow && strings.Contains(rec.Error, "no client certificate") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no decision record of the refused handshake")
+	}
+	tg.hs.body = `{"server":{"name":"stub"}}`
+	resp, _ := tg.withClientCertificate("hs1.test").raw("GET", "/_matrix/federation/v1/version", nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("with a client certificate: status %d, want 200", resp.StatusCode)
+	}
+}

@@ -14,8 +14,10 @@ const (
 	keyFile        = "file"
 	keyListener    = "listener"
 	keyOrigin      = "origin"
+	keyReason      = "reason"
 	keyRoomID      = "room_id"
 	keyRoomVersion = "room_version"
+	keyServerName  = "server_name"
 	keyServerNames = "server_names"
 	keyStatus      = "status"
 )

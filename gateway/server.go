@@ -103,6 +103,15 @@ func (g *Gateway) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("inbound tls: %w", err)
 	}
+	if tlsCfg.RequireClientCertificate {
+		base := g.tls.Clone()
+		g.tls.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			conn := base.Clone()
+			remote := hello.Conn.RemoteAddr().String()
+			conn.VerifyConnection = func(cs tls.ConnectionState) error { return g.requireClientCertificate(cs, remote) }
+			return conn, nil
+		}
+	}
 	return nil
 }
 
