@@ -99,6 +99,8 @@ type testGateway struct {
 	proxyURL string
 	// interceptCA issued the certificates the proxy presents.
 	interceptCA *certs.CA
+	// transparentAddr is the transparent outbound listener, when started.
+	transparentAddr string
 }
 
 type gatewayOptions struct {
@@ -166,7 +168,9 @@ func startGateway(t *testing.T, opts gatewayOptions) *testGateway {
 		if err := interceptCA.WriteFiles(filepath.Join(dir, "intercept.pem"), filepath.Join(dir, "intercept-key.pem")); err != nil {
 			t.Fatal(err)
 		}
-		outboundConfig = "outbound:\n  proxy_listen: 127.0.0.1:1\n  intercept_ca: {cert_file: intercept.pem, key_file: intercept-key.pem}\n  federation_ca_file: ca.pem\n"
+		outboundConfig = "outbound:\n  proxy_listen: 127.0.0.1:1\n  transparent_listen: 127.0.0.1:1\n" +
+			"  intercept_ca: {cert_file: intercept.pem, key_file: intercept-key.pem}\n  federation_ca_file: ca.pem\n" +
+			"keys: {ca_file: ca.pem}\n"
 	}
 
 	hs := &homeserverStub{}
@@ -211,7 +215,8 @@ decision_log: {file: decisions.jsonl}
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 2)
+	done := make(chan error, 3)
+	transparentAddr := ""
 	go func() { done <- gw.ServeListener(ctx, ln) }()
 	proxyURL := ""
 	if opts.outbound {
@@ -221,11 +226,19 @@ decision_log: {file: decisions.jsonl}
 		}
 		proxyURL = "http://" + pln.Addr().String()
 		go func() { done <- gw.ServeProxy(ctx, pln) }()
+		tln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		transparentAddr = tln.Addr().String()
+		go func() { done <- gw.ServeTransparent(ctx, tln) }()
 	} else {
+		done <- nil
 		done <- nil
 	}
 	t.Cleanup(func() {
 		cancel()
+		<-done
 		<-done
 		<-done
 		gw.Close()
@@ -236,7 +249,7 @@ decision_log: {file: decisions.jsonl}
 	return &testGateway{
 		t: t, gw: gw, url: "https://" + ln.Addr().String(), client: client, hs: hs, hsURL: hsURL,
 		logPath: filepath.Join(dir, "decisions.jsonl"), key: priv, dir: dir, ca: ca,
-		proxyURL: proxyURL, interceptCA: interceptCA,
+		proxyURL: proxyURL, interceptCA: interceptCA, transparentAddr: transparentAddr,
 	}
 }
 

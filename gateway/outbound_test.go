@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
@@ -261,3 +262,81 @@ func TestOutboundKeyResponseChecked(t *testing.T) {
 }
 
 func newLoopbackListener() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+func TestOutboundTransparentListener(t *testing.T) {
+	s := startOutbound(t, "")
+	pool := x509.NewCertPool()
+	pool.AddCert(s.tg.interceptCA.Certificate())
+	// A homeserver that cannot use a proxy resolves the peer's name to the
+	// transparent listener; the gateway reads the peer from SNI and Host.
+	transparentAddr := s.tg.transparentAddr
+	s.client = &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, transparentAddr)
+		},
+	}}
+	body := outboundTransaction(s.localEvent(t, "m.room.message", `{"body":"hi","msgtype":"m.text"}`, 3))
+	resp, answer := s.send(t, http.MethodPut, peerName, "/_matrix/federation/v1/send/t1", body, localName)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, answer %s", resp.StatusCode, answer)
+	}
+	if got := s.peer.received(); len(got) != 1 || !bytes.Equal(got[0].body, body) {
+		t.Errorf("peer received %d requests, want the one transaction", len(got))
+	}
+}
+
+func TestOutboundBackfillResponseFiltered(t *testing.T) {
+	s := startOutbound(t, "")
+	_, peerKey, _ := ed25519.GenerateKey(rand.Reader)
+	s.peer.paths["/_matrix/key/v2/server"] = keyResponse(t, peerName, peerKey)
+	rv, _ := events.LookupRoomVersion("10")
+	peerEvent := func(eventType, content string, depth int) canonicaljson.Value {
+		text := fmt.Sprintf(`{"room_id":%q,"sender":"@carol:%s","type":%q,"content":%s,"origin_server_ts":%d,"depth":%d,"prev_events":["$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],"auth_events":[],"hashes":{},"signatures":{}}`,
+			testRoomID, peerName, eventType, content, 1700000000000+int64(depth), depth)
+		v, err := canonicaljson.Parse([]byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed, err := events.SignEvent(v, rv, peerName, "ed25519:local", peerKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return signed
+	}
+	allowed := peerEvent("m.room.message", `{"body":"ok","msgtype":"m.text"}`, 3)
+	forbidden := peerEvent("com.example.forbidden", `{"secret":"s"}`, 4)
+	path := "/_matrix/federation/v1/backfill/" + testRoomID
+	s.peer.paths[path] = fmt.Sprintf(`{"origin":%q,"origin_server_ts":1,"pdus":[%s,%s]}`, peerName,
+		canonicaljson.Encode(allowed), canonicaljson.Encode(forbidden))
+
+	resp, answer := s.send(t, http.MethodGet, peerName, path+"?v=%24x&limit=5", nil, localName)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, answer %s", resp.StatusCode, answer)
+	}
+	var got struct {
+		PDUs []map[string]any `json:"pdus"`
+	}
+	if err := json.Unmarshal(answer, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.PDUs) != 2 {
+		t.Fatalf("answer has %d PDUs, want 2: %s", len(got.PDUs), answer)
+	}
+	if content, _ := got.PDUs[1]["content"].(map[string]any); len(content) != 0 {
+		t.Errorf("denied event content = %v, want it redacted", content)
+	}
+	if content, _ := got.PDUs[0]["content"].(map[string]any); content["body"] != "ok" {
+		t.Errorf("allowed event content = %v, want it unchanged", content)
+	}
+	redacted := false
+	for _, rec := range s.tg.records() {
+		if rec.Matrix.EventID == eventID(t, forbidden) && rec.Action == actionRedacted && rec.Matrix.Direction == "inbound" {
+			redacted = true
+		}
+	}
+	if !redacted {
+		t.Error("no inbound record with action redacted for the denied event")
+	}
+}
