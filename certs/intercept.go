@@ -105,9 +105,9 @@ func NewInterceptor(ca *CA, opts InterceptorOptions) *Interceptor {
 	return ic
 }
 
-// GetCertificate returns the leaf for the SNI server name of hello. It fits
-// [tls.Config.GetCertificate]. A ClientHello without SNI returns an error:
-// clients omit SNI when they connect to an IP address, and for those use
+// GetCertificate returns the leaf for the SNI server name of hello, for
+// [tls.Config.GetCertificate]. A ClientHello without SNI returns an error.
+// Clients omit SNI when they connect to an IP address, so for those use
 // [Interceptor.GetCertificateWithDefault] with the host known from the
 // CONNECT request or the original destination.
 func (ic *Interceptor) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {

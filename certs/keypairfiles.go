@@ -8,9 +8,10 @@ import (
 	"path/filepath"
 )
 
-// CreateFiles is [CA.WriteFiles] for new files only: if either file exists,
-// it writes nothing and returns an error that wraps [fs.ErrExist] and names
-// the file.
+// CreateFiles writes the CA certificate (mode 0644) and its PKCS #8 private
+// key (mode 0600) to new files, as [CreateKeyPairFiles] does. If either file
+// exists, it writes nothing and returns an error that wraps [fs.ErrExist]
+// and names the file.
 func (ca *CA) CreateFiles(certFile, keyFile string) error {
 	keyPEM, err := encodePrivateKey(ca.key)
 	if err != nil {

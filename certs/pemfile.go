@@ -19,8 +19,8 @@ func readCertificates(path string) ([]*x509.Certificate, error) {
 	return parseCertificates(path, data)
 }
 
-// parseCertificates is [readCertificates] on the contents of the file at
-// path, which only names the file in errors.
+// parseCertificates parses data, the contents of the file at path, like
+// [readCertificates]. path is only used in errors.
 func parseCertificates(path string, data []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for rest := data; ; {
@@ -55,8 +55,8 @@ func readPrivateKey(path string) (crypto.Signer, error) {
 	return parsePrivateKey(path, data)
 }
 
-// parsePrivateKey is [readPrivateKey] on the contents of the file at path,
-// which only names the file in errors.
+// parsePrivateKey parses data, the contents of the file at path, like
+// [readPrivateKey]. path is only used in errors.
 func parsePrivateKey(path string, data []byte) (crypto.Signer, error) {
 	for rest := data; ; {
 		var block *pem.Block

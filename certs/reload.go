@@ -40,13 +40,13 @@ type ReloadOptions struct {
 //
 // Reading the certificate checks the files at most once per
 // [ReloadOptions.Interval]. That check compares the identity, size and
-// modification time of each file, so a replacement by rename, as
-// Kubernetes secret volumes and most deployment tools do it, is seen. An
-// in-place rewrite that keeps the size within the file system's timestamp
-// granularity is seen only by [ReloadingKeyPair.Reload], which always reads
-// the contents and compares their SHA-256 hash. New contents that fail to
-// parse, or a key that does not match the certificate, leave the previous
-// pair in use.
+// modification time of each file after following symbolic links, so a file
+// replaced by rename or by swapping a symbolic link, as Kubernetes secret
+// volumes do, is seen. An in-place rewrite that keeps the size within the
+// file system's timestamp granularity is seen only by
+// [ReloadingKeyPair.Reload], which always reads the contents and compares
+// their SHA-256 hash. New contents that fail to parse, or a key that does
+// not match the certificate, leave the previous pair in use.
 type ReloadingKeyPair struct {
 	files *watchedFiles[tls.Certificate]
 }
@@ -149,7 +149,7 @@ type watchedFile struct {
 	kind string
 }
 
-// fileState is what a stat of one watched file returned.
+// fileState is the result of a stat of one watched file.
 type fileState struct {
 	info os.FileInfo
 	err  string

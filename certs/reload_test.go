@@ -398,3 +398,53 @@ func TestDigestSeparatesFiles(t *testing.T) {
 		t.Error("digest of [ab c] equals digest of [a bc]")
 	}
 }
+
+// TestReloadingKeyPairSymlinkSwap replaces the files the way Kubernetes
+// updates a secret volume: the files are symbolic links into a directory
+// whose link is swapped by rename.
+func TestReloadingKeyPairSymlinkSwap(t *testing.T) {
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	writeVersion := func(name string) *big.Int {
+		certPEM, keyPEM, serial := issuePair(t, ca)
+		version := filepath.Join(dir, name)
+		if err := os.Mkdir(version, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		writePair(t, pairFiles{filepath.Join(version, "tls.crt"), filepath.Join(version, "tls.key")}, certPEM, keyPEM)
+		return serial
+	}
+	pointDataAt := func(name string) {
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(name, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	serial1 := writeVersion("v1")
+	pointDataAt("v1")
+	files := pairFiles{filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")}
+	for _, path := range []string{files.certFile, files.keyFile} {
+		if err := os.Symlink(filepath.Join("..data", filepath.Base(path)), path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock := newTestClock()
+	kp, err := NewReloadingKeyPair(files.certFile, files.keyFile, ReloadOptions{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := leafSerial(t, kp); got.Cmp(serial1) != 0 {
+		t.Fatalf("serial = %s, want %s", got, serial1)
+	}
+
+	serial2 := writeVersion("v2")
+	pointDataAt("v2")
+	clock.Advance(DefaultReloadInterval)
+	if got := leafSerial(t, kp); got.Cmp(serial2) != 0 {
+		t.Errorf("serial after the symbolic link swap = %s, want %s", got, serial2)
+	}
+}

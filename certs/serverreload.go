@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 )
 
-// defaultNextProtos is the ALPN list of [ServerTLSOptions.NextProtos]:
-// HTTP/2 and HTTP/1.1, which [net/http.Server] serves by default.
+// defaultNextProtos is the default of [ServerTLSOptions.NextProtos], HTTP/2
+// and HTTP/1.1, which [net/http.Server] serves by default.
 var defaultNextProtos = []string{"h2", "http/1.1"}
 
 // ServerTLSOptions configures [ServerTLSConfigReloading].
@@ -46,9 +46,9 @@ func (r *Reloader) ClientCAs() *ReloadingPool {
 	return r.clientCAs
 }
 
-// Reload reads all files now and switches to those whose contents changed
-// and load. It returns the errors of the others, joined, and those keep
-// their previous contents.
+// Reload reads all files now. The key pair and the bundle each switch to
+// their new contents if those changed and load. Otherwise they keep their
+// previous contents, and Reload returns their errors joined.
 func (r *Reloader) Reload() error {
 	err := r.keyPair.Reload()
 	if r.clientCAs != nil {
@@ -67,9 +67,10 @@ func (r *Reloader) Reload() error {
 // TLS 1.2 is the minimum version. With a clientCAFile, the listener
 // verifies a client certificate whenever the client sends one
 // ([tls.VerifyClientCertIfGiven]), so [tls.ConnectionState.VerifiedChains]
-// is set for a trusted client. crypto/tls declines to resume a session
-// whose verified chain does not end at a CA of the current bundle, so a CA
-// that was removed is not trusted through an earlier session either.
+// is set for a trusted client. crypto/tls (Go 1.26) declines to resume a
+// session whose verified chain does not end at a CA of the current bundle,
+// so a CA that was removed is not trusted through an earlier session
+// either.
 //
 // Errors of the first load name the file and what is wrong with it, as for
 // [ServerTLSConfig].

@@ -99,6 +99,9 @@ type TLSConfig struct {
 	// ClientCAFile is a PEM bundle of CAs that client certificates are
 	// verified against. Empty means client certificates are not requested.
 	ClientCAFile string `yaml:"client_ca_file"`
+	// ACME obtains and renews the server certificate from an ACME CA
+	// instead of CertFile and KeyFile.
+	ACME *ACMEConfig `yaml:"acme"`
 	// RequireClientCertificate refuses, during the TLS handshake, every
 	// client that presents no certificate from ClientCAFile, and records
 	// the refusal. For a listener that only peer gateways with a bilateral
@@ -138,6 +141,27 @@ type KeyPairConfig struct {
 	CertFile string `yaml:"cert_file"`
 	// KeyFile is the PEM private key of CertFile.
 	KeyFile string `yaml:"key_file"`
+}
+
+// ACMEConfig obtains the inbound certificate from an ACME CA, such as an
+// administration's own. Certificates are kept under state_dir/acme and
+// renewed while the gateway runs.
+type ACMEConfig struct {
+	// CAURL is the CA's directory URL. There is no default.
+	CAURL string `yaml:"ca_url"`
+	// CARootFile is a PEM bundle that the CA's own TLS certificate is
+	// verified against. Empty means the system roots.
+	CARootFile string `yaml:"ca_root_file"`
+	// Email is the ACME account's contact address.
+	Email string `yaml:"email"`
+	// Domains are the names the certificate covers.
+	Domains []string `yaml:"domains"`
+	// HTTPChallengeListen is where HTTP-01 challenges are answered, such
+	// as ":80". Empty turns HTTP-01 off.
+	HTTPChallengeListen string `yaml:"http_challenge_listen"`
+	// TLSALPNOnInbound answers TLS-ALPN-01 challenges on the inbound
+	// listener itself, whose port must then be 443 for the CA to reach it.
+	TLSALPNOnInbound bool `yaml:"tls_alpn_on_inbound"`
 }
 
 // HomeserverConfig is the local homeserver's federation endpoint.
@@ -336,11 +360,23 @@ func (c *Config) validateInbound() error {
 	if err := validateHostPort(c.Inbound.Listen); err != nil {
 		return bad("inbound.listen", err.Error(), `write host:port, such as "0.0.0.0:8448"`)
 	}
-	if c.Inbound.TLS.CertFile == "" {
-		return bad("inbound.tls.cert_file", "missing", "name the PEM certificate file of the listener")
-	}
-	if c.Inbound.TLS.KeyFile == "" {
-		return bad("inbound.tls.key_file", "missing", "name the PEM private key file of the listener")
+	if acme := c.Inbound.TLS.ACME; acme != nil {
+		if c.Inbound.TLS.CertFile != "" || c.Inbound.TLS.KeyFile != "" {
+			return bad("inbound.tls.acme", "set together with cert_file or key_file", "use either ACME or certificate files")
+		}
+		if acme.CAURL == "" {
+			return bad("inbound.tls.acme.ca_url", "missing", "write the ACME CA's directory URL; there is no default CA")
+		}
+		if len(acme.Domains) == 0 {
+			return bad("inbound.tls.acme.domains", "missing", "list the names the certificate must cover")
+		}
+	} else {
+		if c.Inbound.TLS.CertFile == "" {
+			return bad("inbound.tls.cert_file", "missing", "name the PEM certificate file of the listener, or configure inbound.tls.acme")
+		}
+		if c.Inbound.TLS.KeyFile == "" {
+			return bad("inbound.tls.key_file", "missing", "name the PEM private key file of the listener")
+		}
 	}
 	if c.Inbound.TLS.RequireClientCertificate && c.Inbound.TLS.ClientCAFile == "" {
 		return bad("inbound.tls.require_client_certificate", "set without inbound.tls.client_ca_file",
@@ -522,6 +558,9 @@ func (c *Config) resolvePaths() {
 	}
 	for i := range c.Policy.Paths {
 		c.Policy.Paths[i] = c.resolve(c.Policy.Paths[i])
+	}
+	if c.Inbound.TLS.ACME != nil {
+		c.Inbound.TLS.ACME.CARootFile = c.resolve(c.Inbound.TLS.ACME.CARootFile)
 	}
 }
 

@@ -579,3 +579,27 @@ func TestHandshakeRequiresClientCertificate(t *testing.T) {
 		t.Errorf("with a client certificate: status %d, want 200", resp.StatusCode)
 	}
 }
+
+func TestReloadServerCertificate(t *testing.T) {
+	tg := startGateway(t, gatewayOptions{})
+	serial := func() string {
+		t.Helper()
+		resp, _ := tg.raw("GET", "/_matrix/key/v2/server", nil, map[string]string{"Connection": "close"})
+		return resp.TLS.PeerCertificates[0].SerialNumber.String()
+	}
+	tg.hs.body = `{}`
+	before := serial()
+	certPEM, keyPEM, err := tg.ca.IssueServer([]string{"hs2.test"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, tg.dir, "cert.pem", string(certPEM))
+	writeFile(t, tg.dir, "key.pem", string(keyPEM))
+	if err := tg.gw.Reload(t.Context()); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	tg.client.CloseIdleConnections()
+	if after := serial(); after == before {
+		t.Errorf("certificate serial %s unchanged after reload", after)
+	}
+}

@@ -171,11 +171,15 @@ func newEgress(cfg *Config, ring *keys.Ring, st *store.Store, log *slog.Logger) 
 		ecfg.RootCAs = pool
 	}
 	if pair := cfg.Outbound.ClientTLS; pair.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(pair.CertFile, pair.KeyFile)
+		// The files are reread when they change, so a renewed client
+		// certificate is presented without a restart.
+		kp, err := certs.NewReloadingKeyPair(pair.CertFile, pair.KeyFile, certs.ReloadOptions{OnError: func(err error) {
+			log.Error("client certificate not reloaded, the previous one stays in use", keyErr, err)
+		}})
 		if err != nil {
 			return nil, fmt.Errorf("outbound.client_tls: %w", err)
 		}
-		ecfg.ClientCertificate = func() (*tls.Certificate, error) { return &cert, nil }
+		ecfg.ClientCertificate = func() (*tls.Certificate, error) { return kp.Certificate(), nil }
 	}
 	client, err := egress.New(ecfg)
 	if err != nil {

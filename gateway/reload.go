@@ -11,8 +11,9 @@ import (
 	"github.com/bordergate/bordergate/policy"
 )
 
-// Reload rereads the allow-list file and reopens the decision log file,
-// as after log rotation, without stopping the listener. An allow-list that
+// Reload rereads the allow-list file and the inbound certificate files,
+// and reopens the decision log file, as after log rotation, without
+// stopping the listeners. An allow-list that
 // fails to load or validate is rejected as a whole and the one in force
 // stays; the error says why.
 func (g *Gateway) Reload(ctx context.Context) error {
@@ -26,6 +27,12 @@ func (g *Gateway) Reload(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("reload allow-list: %w", err))
 	} else {
 		g.log.InfoContext(ctx, "allow-list reloaded", keyFile, g.cfg.Allowlist.File, keyCount, len(entries))
+	}
+	if g.reloader != nil {
+		if err := g.reloader.Reload(); err != nil {
+			g.log.ErrorContext(ctx, "certificates not reloaded, the previous ones stay in use", keyErr, err)
+			errs = append(errs, fmt.Errorf("reload certificates: %w", err))
+		}
 	}
 	if err := g.decisions.Reopen(); err != nil {
 		g.log.ErrorContext(ctx, "decision log not reopened", keyFile, g.cfg.DecisionLog.File, keyErr, err)
@@ -55,6 +62,18 @@ func Check(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	tlsCfg := cfg.Inbound.TLS
+	if tlsCfg.ACME != nil {
+		// The certificate itself comes from the CA once the gateway runs.
+		for _, file := range []string{tlsCfg.ACME.CARootFile, tlsCfg.ClientCAFile} {
+			if file == "" {
+				continue
+			}
+			if _, err := certs.LoadCertPool(file); err != nil {
+				return fmt.Errorf("inbound tls: %w", err)
+			}
+		}
+		return nil
+	}
 	if _, err := certs.ServerTLSConfig(tlsCfg.CertFile, tlsCfg.KeyFile, tlsCfg.ClientCAFile); err != nil {
 		return fmt.Errorf("inbound tls: %w", err)
 	}

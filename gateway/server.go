@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/bordergate/bordergate/certs"
@@ -47,6 +48,11 @@ type Gateway struct {
 	slots chan struct{}
 	// local caches the local homeserver's verify keys.
 	local *localKeys
+	// reloader rereads the inbound certificate files and client CA bundle;
+	// nil with ACME, which renews certificates itself.
+	reloader *certs.Reloader
+	// acme manages the inbound certificate when it comes from ACME.
+	acme *certs.ACMEManager
 	// egress sends outbound requests to peers, and interceptor mints the
 	// certificates the outbound listeners present to the homeserver; both
 	// are nil without an outbound listener.
@@ -98,19 +104,8 @@ func (g *Gateway) open(ctx context.Context) error {
 	if g.forward, err = newForwarder(g.cfg.Homeserver); err != nil {
 		return err
 	}
-	tlsCfg := g.cfg.Inbound.TLS
-	g.tls, err = certs.ServerTLSConfig(tlsCfg.CertFile, tlsCfg.KeyFile, tlsCfg.ClientCAFile)
-	if err != nil {
+	if err := g.openInboundTLS(ctx); err != nil {
 		return fmt.Errorf("inbound tls: %w", err)
-	}
-	if tlsCfg.RequireClientCertificate {
-		base := g.tls.Clone()
-		g.tls.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-			conn := base.Clone()
-			remote := hello.Conn.RemoteAddr().String()
-			conn.VerifyConnection = func(cs tls.ConnectionState) error { return g.requireClientCertificate(cs, remote) }
-			return conn, nil
-		}
 	}
 	return nil
 }
@@ -325,8 +320,74 @@ func (g *Gateway) Close() error {
 	if g.decisions != nil {
 		errs = append(errs, g.decisions.Close())
 	}
+	if g.acme != nil {
+		g.acme.Close()
+	}
 	if g.store != nil {
 		errs = append(errs, g.store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// openInboundTLS builds the inbound listener's TLS configuration: the
+// server certificate from files, reread when they change, or from ACME,
+// and client certificates verified against the client CA bundle.
+func (g *Gateway) openInboundTLS(ctx context.Context) error {
+	tlsCfg := g.cfg.Inbound.TLS
+	if acme := tlsCfg.ACME; acme != nil {
+		mgr, err := certs.NewACMEManager(ctx, certs.ACMEConfig{
+			CAURL: acme.CAURL, CARootFile: acme.CARootFile, Email: acme.Email, Domains: acme.Domains,
+			StorageDir: filepath.Join(g.cfg.StateDir, "acme"), HTTPChallengeAddr: acme.HTTPChallengeListen,
+			TLSALPNOnInbound: acme.TLSALPNOnInbound, Logger: g.log.With(keyComponent, "acme"),
+		})
+		if err != nil {
+			return err
+		}
+		g.acme, g.tls = mgr, mgr.TLSConfig()
+		if tlsCfg.ClientCAFile != "" {
+			pool, err := certs.LoadCertPool(tlsCfg.ClientCAFile)
+			if err != nil {
+				return err
+			}
+			g.tls.ClientCAs, g.tls.ClientAuth = pool, tls.VerifyClientCertIfGiven
+		}
+	} else {
+		config, reloader, err := certs.ServerTLSConfigReloading(tlsCfg.CertFile, tlsCfg.KeyFile, tlsCfg.ClientCAFile,
+			certs.ServerTLSOptions{ReloadOptions: certs.ReloadOptions{OnError: func(err error) {
+				g.log.Error("certificate file not reloaded, the previous one stays in use", keyErr, err)
+			}}})
+		if err != nil {
+			return err
+		}
+		g.tls, g.reloader = config, reloader
+	}
+	if tlsCfg.RequireClientCertificate {
+		g.requireClientCertificates()
+	}
+	return nil
+}
+
+// requireClientCertificates makes every handshake of the inbound listener
+// end without a client certificate, recorded, on top of whatever per
+// connection configuration the listener already derives.
+func (g *Gateway) requireClientCertificates() {
+	base := g.tls.Clone()
+	derive := base.GetConfigForClient
+	g.tls.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		conn := base
+		if derive != nil {
+			derived, err := derive(hello)
+			if err != nil {
+				return nil, err
+			}
+			if derived != nil {
+				conn = derived
+			}
+		}
+		conn = conn.Clone()
+		conn.GetConfigForClient = nil
+		remote := hello.Conn.RemoteAddr().String()
+		conn.VerifyConnection = func(cs tls.ConnectionState) error { return g.requireClientCertificate(cs, remote) }
+		return conn, nil
+	}
 }

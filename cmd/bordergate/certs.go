@@ -27,7 +27,7 @@ func newCertsCommand() *cobra.Command {
 	return cmd
 }
 
-// keyPairFlags are the output files of a certs subcommand.
+// keyPairFlags is the set of output file flags of a certs subcommand.
 type keyPairFlags struct {
 	certFile, keyFile string
 	force             bool
@@ -48,7 +48,7 @@ func (f *keyPairFlags) check() error {
 	return nil
 }
 
-// existError adds the way out to an error about a file that exists.
+// existError adds the --force hint to an error about an existing file.
 func existError(err error) error {
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%w (pass --force to replace it)", err)
@@ -75,7 +75,7 @@ func newCertsInitCACommand() *cobra.Command {
 		Long: `Create the CA from which the outbound proxy mints a certificate for each host
 that the local homeserver connects to. The homeserver trusts this CA for its
 outbound federation TLS, so whoever holds the key can impersonate any server
-to the homeserver: keep the key readable by the gateway only.
+to the homeserver. Keep the key readable by the gateway only.
 
 The CA has an ECDSA P-256 key and may sign leaf certificates only. Existing
 files are never replaced unless --force is given.`,
@@ -127,7 +127,7 @@ Next steps:
      Synapse: list the file in federation_custom_ca_list. Synapse applies
        that list to federation requests sent through https_proxy too, and
        it replaces the system roots for federation. Without the option,
-       Synapse uses the OpenSSL default roots: add the certificate to the
+       Synapse uses the OpenSSL default roots, so add the certificate to the
        system trust store, or to the bundle that SSL_CERT_FILE names in the
        environment of the Synapse process.
      Dendrite: add the certificate to the system trust store, or to the
@@ -153,9 +153,10 @@ gateway presents it to peers that require mutual TLS (outbound.client_tls),
 and those peers list the CA in inbound.tls.client_ca_file.
 
 Use the CA that the federating administrations agree on, such as a state or
-test CA. Public ACME CAs no longer issue certificates for client
-authentication: Let's Encrypt removed that extended key usage from its
-default certificates in February 2026.
+test CA. Public ACME CAs are ending certificates for client authentication,
+because the Chrome root program requires separate hierarchies for server and
+client certificates from June 2026. Let's Encrypt removed that extended key
+usage from its default certificates in February 2026.
 
 The host part of NAME becomes the only subject alternative name. The CA key
 must be an ECDSA key in PEM form (PKCS #8 or SEC 1). When the CA certificate
