@@ -191,7 +191,10 @@ func newEgress(cfg *Config, ring *keys.Ring, st *store.Store, log *slog.Logger) 
 // proxyHandler accepts the local homeserver's proxy requests: CONNECT
 // tunnels, whose TLS the gateway terminates with a certificate minted for
 // the requested host, and plain absolute-URI requests.
-func (g *Gateway) proxyHandler() http.Handler {
+//
+// A tunnel lives as long as its connection, so the requests inside it get
+// the listener's context, ctx, not the CONNECT request's.
+func (g *Gateway) proxyHandler(ctx context.Context) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
 			if r.URL.IsAbs() {
@@ -202,13 +205,13 @@ func (g *Gateway) proxyHandler() http.Handler {
 			http.Error(w, "bordergate outbound proxy: send CONNECT or an absolute-URI request", http.StatusBadRequest)
 			return
 		}
-		g.tunnel(w, r)
+		g.tunnel(ctx, w, r)
 	})
 }
 
 // tunnel takes over a CONNECT request's connection and serves the
 // homeserver's requests inside it.
-func (g *Gateway) tunnel(w http.ResponseWriter, r *http.Request) {
+func (g *Gateway) tunnel(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -231,12 +234,12 @@ func (g *Gateway) tunnel(w http.ResponseWriter, r *http.Request) {
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: g.interceptor.GetCertificateWithDefault(host),
 	})
-	g.serveConn(r.Context(), tlsConn, r.Host)
+	g.serveConn(ctx, tlsConn, r.Host)
 }
 
 // ServeProxy runs the outbound forward proxy on ln until ctx ends.
 func (g *Gateway) ServeProxy(ctx context.Context, ln net.Listener) error {
-	srv := g.httpServer(ctx, g.proxyHandler(), "outbound_proxy")
+	srv := g.httpServer(ctx, g.proxyHandler(ctx), "outbound_proxy")
 	return g.runServer(ctx, srv, ln, false, "outbound proxy")
 }
 
