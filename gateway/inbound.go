@@ -379,6 +379,11 @@ func (g *Gateway) forwardRequest(ctx context.Context, ex *exchange, w http.Respo
 				return err
 			}
 		}
+		if ex.flow() == policy.DirectionOutbound && learnsFromResponse(ex.endpointID()) {
+			if err := checkTemplate(ex, resp.body); err != nil {
+				return err
+			}
+		}
 	}
 	if err := g.delivered(ctx, ex, resp.status); err != nil {
 		return err

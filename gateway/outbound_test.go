@@ -340,3 +340,32 @@ func TestOutboundBackfillResponseFiltered(t *testing.T) {
 		t.Error("no inbound record with action redacted for the denied event")
 	}
 }
+
+func TestOutboundMakeJoinTemplateChecked(t *testing.T) {
+	s := startOutbound(t, "")
+	user := "@bob:" + localName
+	path := "/_matrix/federation/v1/make_join/" + testRoomID + "/" + user
+	template := func(sender, membership string) string {
+		return fmt.Sprintf(`{"room_version":"10","event":{"room_id":%q,"type":"m.room.member","sender":%q,"state_key":%q,"content":{"membership":%q},"origin_server_ts":1,"depth":5,"prev_events":[],"auth_events":[]}}`,
+			testRoomID, sender, sender, membership)
+	}
+	tests := []struct {
+		name, body string
+		status     int
+	}{
+		{"valid template", template(user, "join"), 200},
+		{"template for another user", template("@mallory:"+localName, "join"), 502},
+		{"wrong membership", template(user, "leave"), 502},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s.peer.mu.Lock()
+			s.peer.paths[path] = tc.body
+			s.peer.mu.Unlock()
+			resp, answer := s.send(t, http.MethodGet, peerName, path+"?ver=10", nil, localName)
+			if resp.StatusCode != tc.status {
+				t.Errorf("status %d, want %d; answer %s", resp.StatusCode, tc.status, answer)
+			}
+		})
+	}
+}
