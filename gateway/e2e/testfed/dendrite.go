@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -71,9 +70,6 @@ type dendriteEnv struct {
 	certDirEnv string // an empty directory for SSL_CERT_DIR
 	httpClient *http.Client
 	log        *slog.Logger
-	// launcher is put before the dendrite command line, for example to run
-	// it with another hosts file. Empty runs dendrite directly.
-	launcher []string
 }
 
 // startHomeserver generates the keys and configuration of spec in dir,
@@ -104,8 +100,7 @@ func startHomeserver(ctx context.Context, env dendriteEnv, spec homeserverSpec, 
 		"SSL_CERT_FILE=" + env.caFile,
 		"SSL_CERT_DIR=" + env.certDirEnv,
 	}
-	argv := append(slices.Clone(env.launcher), args...)
-	hs.proc, err = startProcess(spec.name, dir, hs.LogFile, procEnv, hs.log, argv...)
+	hs.proc, err = startProcess(spec.name, dir, hs.LogFile, procEnv, hs.log, args...)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", spec.name, err)
 	}
