@@ -67,13 +67,13 @@ func (g *Gateway) verifyCredentials(ctx context.Context, ex *exchange, c xmatrix
 	if c.Destination != "" {
 		destinations = []string{c.Destination}
 	}
-	dest, err := verifyAny(c, ex.r.Method, ex.r.RequestURI, destinations, content, key)
+	dest, err := verifyAny(c, ex.r.Method, rawTarget(ex.r), destinations, content, key)
 	if errors.Is(err, xmatrix.ErrBadSignature) && key.Source != keys.SourcePinned && ex.flow() == policy.DirectionInbound {
 		if refreshErr := g.keys.RefreshServer(ctx, ex.origin); refreshErr == nil {
 			if key, err = g.requestKey(ctx, ex, c.KeyID); err != nil {
 				return err
 			}
-			dest, err = verifyAny(c, ex.r.Method, ex.r.RequestURI, destinations, content, key)
+			dest, err = verifyAny(c, ex.r.Method, rawTarget(ex.r), destinations, content, key)
 		}
 	}
 	if err != nil {

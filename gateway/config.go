@@ -133,6 +133,13 @@ type OutboundConfig struct {
 	// Timeout bounds one onward request until its response headers.
 	// Default 60s.
 	Timeout time.Duration `yaml:"timeout"`
+	// SigningKeyFile is the local homeserver's signing key (Synapse's
+	// "ed25519 <version> <seed>" file or Dendrite's PEM). When set, an
+	// outbound transaction with refused items goes out re-signed with only
+	// its allowed items, instead of being withheld whole. Empty (the
+	// default) keeps the key out of the gateway: see docs/outbound.md for
+	// what holding it means.
+	SigningKeyFile string `yaml:"signing_key_file"`
 }
 
 // KeyPairConfig names a PEM certificate and its private key.
@@ -553,6 +560,7 @@ func (c *Config) resolvePaths() {
 		&c.Keys.CAFile, &c.Policy.DataFile, &c.DecisionLog.File,
 		&c.Outbound.InterceptCA.CertFile, &c.Outbound.InterceptCA.KeyFile,
 		&c.Outbound.ClientTLS.CertFile, &c.Outbound.ClientTLS.KeyFile, &c.Outbound.FederationCAFile,
+		&c.Outbound.SigningKeyFile,
 	} {
 		*p = c.resolve(*p)
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -369,3 +370,84 @@ func TestOutboundMakeJoinTemplateChecked(t *testing.T) {
 		})
 	}
 }
+
+func TestOutboundResignedWithoutDeniedItems(t *testing.T) {
+	s := startOutbound(t, "")
+	s.tg.gw.resign = &signingKey{keyID: "ed25519:local", priv: s.localKey}
+	allowed := s.localEvent(t, "m.room.message", `{"body":"hi","msgtype":"m.text"}`, 3)
+	denied := s.localEvent(t, "com.example.forbidden", `{"secret":"s"}`, 4)
+	s.peer.paths["/_matrix/federation/v1/send/rs1"] = fmt.Sprintf(`{"pdus":{%q:{}}}`, eventID(t, allowed))
+
+	resp, answer := s.send(t, http.MethodPut, peerName, "/_matrix/federation/v1/send/rs1", outboundTransaction(allowed, denied), localName)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, answer %s", resp.StatusCode, answer)
+	}
+	got := s.peer.received()
+	if len(got) != 1 {
+		t.Fatalf("peer received %d requests, want the re-signed transaction", len(got))
+	}
+	if !bytes.Contains(got[0].body, []byte(`"body":"hi"`)) || bytes.Contains(got[0].body, []byte("com.example.forbidden")) {
+		t.Errorf("peer received %s, want only the allowed event", got[0].body)
+	}
+	// The peer's check of the new body: the gateway's signature verifies
+	// with the homeserver's public key.
+	creds, err := xmatrix.ParseAuthorization([]string{got[0].auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := canonicaljson.Parse(got[0].body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := s.localKey.Public().(ed25519.PublicKey)
+	if err := xmatrix.Verify(creds[0], http.MethodPut, "/_matrix/federation/v1/send/rs1", peerName, &v, pub); err != nil {
+		t.Errorf("re-signed transaction does not verify: %v", err)
+	}
+	var results struct {
+		PDUs map[string]map[string]string `json:"pdus"`
+	}
+	if err := json.Unmarshal(answer, &results); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := results.PDUs[eventID(t, allowed)]; !ok || results.PDUs[eventID(t, allowed)]["error"] != "" {
+		t.Errorf("allowed PDU result %v, want the peer's success", results.PDUs[eventID(t, allowed)])
+	}
+	if !strings.Contains(results.PDUs[eventID(t, denied)]["error"], "denied by policy") {
+		t.Errorf("denied PDU result %v, want a policy error", results.PDUs[eventID(t, denied)])
+	}
+}
+
+func TestLoadSigningKey(t *testing.T) {
+	dir := t.TempDir()
+	seed := bytes.Repeat([]byte{7}, ed25519.SeedSize)
+	synapse := "ed25519 a_bcd " + strings.TrimRight(base64StdEncode(seed), "=") + "\n"
+	dendrite := "-----BEGIN MATRIX PRIVATE KEY-----\nKey-ID: ed25519:xyz\n\n" + base64StdEncode(seed) + "\n-----END MATRIX PRIVATE KEY-----\n"
+	tests := []struct {
+		name, content, keyID, err string
+	}{
+		{"synapse", synapse, "ed25519:a_bcd", ""},
+		{"dendrite", dendrite, "ed25519:xyz", ""},
+		{"garbage", "hello", "", "expected"},
+		{"short seed", "ed25519 a AAAA", "", "not 32 bytes"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			writeFile(t, dir, tc.name, tc.content)
+			key, err := loadSigningKey(dir + "/" + tc.name)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if key.keyID != tc.keyID || !bytes.Equal(key.priv.Seed(), seed) {
+				t.Errorf("key %s, want %s with the file's seed", key.keyID, tc.keyID)
+			}
+		})
+	}
+}
+
+func base64StdEncode(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -58,6 +58,9 @@ type Gateway struct {
 	// are nil without an outbound listener.
 	egress      *egress.Client
 	interceptor *certs.Interceptor
+	// resign is the homeserver's signing key for re-signed outbound
+	// transactions; nil keeps the key out of the gateway.
+	resign *signingKey
 }
 
 // New builds a gateway from a validated configuration: it loads the
@@ -88,6 +91,12 @@ func (g *Gateway) open(ctx context.Context) error {
 		}
 		if g.interceptor, err = newInterceptor(g.cfg.Outbound.InterceptCA); err != nil {
 			return err
+		}
+		if file := g.cfg.Outbound.SigningKeyFile; file != "" {
+			if g.resign, err = loadSigningKey(file); err != nil {
+				return fmt.Errorf("outbound.signing_key_file: %w", err)
+			}
+			g.log.Warn("outbound re-signing enabled: the gateway holds the homeserver's signing key", keyFile, file)
 		}
 	}
 	g.policy, err = policy.New(ctx, policy.Config{

@@ -34,6 +34,10 @@ type itemOutcome struct {
 	allowed bool
 	// reason explains a refusal in the per-PDU answer.
 	reason string
+	// raw is the item as the transaction carried it, and edu tells an EDU
+	// from a PDU, for re-signed transactions.
+	raw canonicaljson.Value
+	edu bool
 }
 
 // handleTransaction decides every PDU and EDU of a /send. When all are
@@ -47,10 +51,14 @@ func (g *Gateway) handleTransaction(ctx context.Context, ex *exchange, w http.Re
 	}
 	outcomes := make([]*itemOutcome, 0, len(txn.pdus)+len(txn.edus))
 	for i, raw := range txn.pdus {
-		outcomes = append(outcomes, g.checkTransactionPDU(ctx, ex, txn, i, raw))
+		o := g.checkTransactionPDU(ctx, ex, txn, i, raw)
+		o.raw = raw
+		outcomes = append(outcomes, o)
 	}
 	for i, raw := range txn.edus {
-		outcomes = append(outcomes, g.checkEDU(ctx, ex, txn, i, raw))
+		o := g.checkEDU(ctx, ex, txn, i, raw)
+		o.raw, o.edu = raw, true
+		outcomes = append(outcomes, o)
 	}
 	var refusals []string
 	for _, o := range outcomes {
@@ -61,6 +69,9 @@ func (g *Gateway) handleTransaction(ctx context.Context, ex *exchange, w http.Re
 	}
 	if len(refusals) == 0 {
 		return g.forwardTransaction(ctx, ex, w, outcomes)
+	}
+	if g.canResign(ctx, ex, outcomes) {
+		return g.resignTransaction(ctx, ex, w, txn, outcomes)
 	}
 	return g.withholdTransaction(ctx, ex, w, outcomes, refusals)
 }
