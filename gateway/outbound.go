@@ -152,7 +152,7 @@ func egressError(err error) *matrixError {
 // newEgress builds the onward client of the outbound listeners: server
 // discovery and the private-range dialer are the key ring's, so that key
 // fetches and outbound requests follow the same rules.
-func newEgress(cfg *Config, ring *keys.Ring, st *store.Store, log *slog.Logger) (*egress.Client, error) {
+func newEgress(cfg *Config, ring *keys.Ring, st *store.Store, clientCert func() (*tls.Certificate, error), log *slog.Logger) (*egress.Client, error) {
 	ecfg := egress.Config{
 		Discovery: ring.Discovery(),
 		Dialer:    ring.Dialer(),
@@ -160,8 +160,9 @@ func newEgress(cfg *Config, ring *keys.Ring, st *store.Store, log *slog.Logger) 
 			e, ok := st.Lookup(serverName)
 			return e.Address, e.RequireMTLS, ok
 		},
-		Timeout: cfg.Outbound.Timeout,
-		Logger:  log.With(keyComponent, "egress"),
+		Timeout:           cfg.Outbound.Timeout,
+		ClientCertificate: clientCert,
+		Logger:            log.With(keyComponent, "egress"),
 	}
 	if cfg.Outbound.FederationCAFile != "" {
 		pool, err := certs.LoadCertPool(cfg.Outbound.FederationCAFile)
@@ -169,17 +170,6 @@ func newEgress(cfg *Config, ring *keys.Ring, st *store.Store, log *slog.Logger) 
 			return nil, fmt.Errorf("outbound.federation_ca_file: %w", err)
 		}
 		ecfg.RootCAs = pool
-	}
-	if pair := cfg.Outbound.ClientTLS; pair.CertFile != "" {
-		// The files are reread when they change, so a renewed client
-		// certificate is presented without a restart.
-		kp, err := certs.NewReloadingKeyPair(pair.CertFile, pair.KeyFile, certs.ReloadOptions{OnError: func(err error) {
-			log.Error("client certificate not reloaded, the previous one stays in use", keyErr, err)
-		}})
-		if err != nil {
-			return nil, fmt.Errorf("outbound.client_tls: %w", err)
-		}
-		ecfg.ClientCertificate = func() (*tls.Certificate, error) { return kp.Certificate(), nil }
 	}
 	client, err := egress.New(ecfg)
 	if err != nil {
@@ -418,4 +408,20 @@ func checkTemplate(ex *exchange, body []byte) error {
 			fmt.Sprintf("membership template membership is %q, not %q", got, membership))
 	}
 	return nil
+}
+
+// loadClientCertificate loads the gateway's client certificate, reread
+// when its files change so that a renewed certificate is presented
+// without a restart. It returns nil when none is configured.
+func loadClientCertificate(pair KeyPairConfig, log *slog.Logger) (func() (*tls.Certificate, error), error) {
+	if pair.CertFile == "" {
+		return nil, nil
+	}
+	kp, err := certs.NewReloadingKeyPair(pair.CertFile, pair.KeyFile, certs.ReloadOptions{OnError: func(err error) {
+		log.Error("client certificate not reloaded, the previous one stays in use", keyErr, err)
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("outbound.client_tls: %w", err)
+	}
+	return func() (*tls.Certificate, error) { return kp.Certificate(), nil }, nil
 }

@@ -52,7 +52,11 @@ func Check(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	if _, err := newKeyRing(cfg, st, log); err != nil {
+	clientCert, err := loadClientCertificate(cfg.Outbound.ClientTLS, log)
+	if err != nil {
+		return err
+	}
+	if _, err := newKeyRing(cfg, st, clientCert, log); err != nil {
 		return err
 	}
 	if _, err := policy.New(ctx, policy.Config{Paths: cfg.Policy.Paths, DataFile: cfg.Policy.DataFile, Logger: log}); err != nil {

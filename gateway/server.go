@@ -58,6 +58,10 @@ type Gateway struct {
 	// are nil without an outbound listener.
 	egress      *egress.Client
 	interceptor *certs.Interceptor
+	// clientCert returns the gateway's client certificate for peers that
+	// require mutual TLS, for key fetches and outbound requests alike; nil
+	// without outbound.client_tls.
+	clientCert func() (*tls.Certificate, error)
 	// resign is the homeserver's signing key for re-signed outbound
 	// transactions; nil keeps the key out of the gateway.
 	resign *signingKey
@@ -80,13 +84,16 @@ func (g *Gateway) open(ctx context.Context) error {
 	if g.store, err = openStore(g.cfg, g.log); err != nil {
 		return err
 	}
-	ring, err := newKeyRing(g.cfg, g.store, g.log)
+	if g.clientCert, err = loadClientCertificate(g.cfg.Outbound.ClientTLS, g.log); err != nil {
+		return err
+	}
+	ring, err := newKeyRing(g.cfg, g.store, g.clientCert, g.log)
 	if err != nil {
 		return err
 	}
 	g.keys = ring
 	if g.cfg.Outbound.ProxyListen != "" || g.cfg.Outbound.TransparentListen != "" {
-		if g.egress, err = newEgress(g.cfg, ring, g.store, g.log); err != nil {
+		if g.egress, err = newEgress(g.cfg, ring, g.store, g.clientCert, g.log); err != nil {
 			return err
 		}
 		if g.interceptor, err = newInterceptor(g.cfg.Outbound.InterceptCA); err != nil {
@@ -174,7 +181,7 @@ func recordLabels(cfg *Config) map[string]string {
 	return labels
 }
 
-func newKeyRing(cfg *Config, st *store.Store, log *slog.Logger) (*keys.Ring, error) {
+func newKeyRing(cfg *Config, st *store.Store, clientCert func() (*tls.Certificate, error), log *slog.Logger) (*keys.Ring, error) {
 	notaries, err := notaryConfig(cfg.Keys.NotaryServers)
 	if err != nil {
 		return nil, err
@@ -184,12 +191,13 @@ func newKeyRing(cfg *Config, st *store.Store, log *slog.Logger) (*keys.Ring, err
 		allowed = append(allowed, netip.MustParsePrefix(p))
 	}
 	ringCfg := keys.Config{
-		Entries:         entryInfo(st),
-		Notaries:        notaries,
-		AllowPrivate:    cfg.Keys.AllowPrivateNetworks,
-		AllowedNetworks: allowed,
-		FetchTimeout:    cfg.Keys.FetchTimeout,
-		Logger:          log.With(keyComponent, "keys"),
+		Entries:           entryInfo(st),
+		Notaries:          notaries,
+		AllowPrivate:      cfg.Keys.AllowPrivateNetworks,
+		AllowedNetworks:   allowed,
+		FetchTimeout:      cfg.Keys.FetchTimeout,
+		ClientCertificate: clientCert,
+		Logger:            log.With(keyComponent, "keys"),
 	}
 	if cfg.Keys.CAFile != "" {
 		if ringCfg.RootCAs, err = certs.LoadCertPool(cfg.Keys.CAFile); err != nil {

@@ -207,9 +207,10 @@ func (r *Ring) httpClient(target Target, dial dialFunc) *http.Client {
 	transport := &http.Transport{
 		DialContext: dial,
 		TLSClientConfig: &tls.Config{
-			RootCAs:    r.rootCAs,
-			ServerName: serverName,
-			MinVersion: tls.VersionTLS12,
+			RootCAs:              r.rootCAs,
+			ServerName:           serverName,
+			MinVersion:           tls.VersionTLS12,
+			GetClientCertificate: r.getClientCertificate,
 		},
 		TLSHandshakeTimeout:    r.fetchTimeout,
 		ResponseHeaderTimeout:  r.fetchTimeout,
@@ -222,4 +223,13 @@ func (r *Ring) httpClient(target Target, dial dialFunc) *http.Client {
 			return http.ErrUseLastResponse
 		},
 	}
+}
+
+// getClientCertificate presents the configured client certificate to a
+// key server that asks for one, and an empty one otherwise.
+func (r *Ring) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	if r.clientCert == nil {
+		return &tls.Certificate{}, nil
+	}
+	return r.clientCert()
 }

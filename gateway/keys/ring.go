@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -96,6 +97,10 @@ type Config struct {
 	// RootCAs verifies key servers, .well-known servers and notaries; nil
 	// means the system roots.
 	RootCAs *x509.CertPool
+	// ClientCertificate returns the gateway's client certificate, presented
+	// to key servers that ask for one, as peer gateways requiring mutual
+	// TLS do. Nil means none is presented.
+	ClientCertificate func() (*tls.Certificate, error)
 	// Resolver looks up DNS records; nil means net.DefaultResolver.
 	Resolver Resolver
 	// FetchTimeout bounds one fetch of a server's keys; zero means
@@ -131,6 +136,7 @@ type Ring struct {
 	entries         func(string) (EntryInfo, bool)
 	notaries        []Notary
 	rootCAs         *x509.CertPool
+	clientCert      func() (*tls.Certificate, error)
 	resolver        Resolver
 	dialer          *Dialer
 	discovery       *Discovery
@@ -178,6 +184,7 @@ func NewRing(cfg Config) (*Ring, error) {
 		entries:         cfg.Entries,
 		notaries:        slices.Clone(cfg.Notaries),
 		rootCAs:         cfg.RootCAs,
+		clientCert:      cfg.ClientCertificate,
 		resolver:        cfg.Resolver,
 		fetchTimeout:    cfg.FetchTimeout,
 		refetchInterval: cfg.RefetchInterval,
