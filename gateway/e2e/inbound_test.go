@@ -5,17 +5,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/bordergate/bordergate/gateway/decisionlog"
 	"github.com/bordergate/bordergate/gateway/e2e/testfed"
 )
-
-// envBordergateBin, when set, names a bordergate binary to test instead of
-// one built from the repository.
-const envBordergateBin = "BORDERGATE_E2E_BIN"
 
 // unlistedServerName is a server that is not on the gateway's allow-list.
 // Its host part is in the namespace's hosts file, so the gateway could
@@ -31,17 +26,7 @@ func TestInboundGateway(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 
-	repoRoot, err := testfed.FindRepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := os.Getenv(envBordergateBin)
-	if bin == "" {
-		bin, err = testfed.BuildBordergate(ctx, repoRoot, t.TempDir())
-		if err != nil {
-			t.Fatalf("build bordergate: %v", err)
-		}
-	}
+	bin, repoRoot := bordergateBinary(t, ctx)
 	fed := startFederation(t, ctx, testfed.Options{Gateway: true, BordergateBin: bin, RepoRoot: repoRoot})
 	t.Cleanup(func() {
 		if t.Failed() {

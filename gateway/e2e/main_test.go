@@ -16,6 +16,10 @@ import (
 // files under it instead of in a temporary directory.
 const envKeepDir = "BORDERGATE_E2E_DIR"
 
+// envBordergateBin, when set, names a bordergate binary to test instead of
+// one built from the repository.
+const envBordergateBin = "BORDERGATE_E2E_BIN"
+
 func TestMain(m *testing.M) {
 	os.Exit(testfed.RunInNetns(m, testfed.NetnsOptions{
 		// Installing Dendrite needs the module proxy, which the namespace
@@ -51,6 +55,24 @@ func testDir(t *testing.T) string {
 		os.RemoveAll(dir)
 	})
 	return dir
+}
+
+// bordergateBinary returns the bordergate binary to test, built from the
+// repository unless envBordergateBin names one, and the repository root.
+func bordergateBinary(t *testing.T, ctx context.Context) (bin, repoRoot string) {
+	t.Helper()
+	repoRoot, err := testfed.FindRepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin = os.Getenv(envBordergateBin)
+	if bin == "" {
+		bin, err = testfed.BuildBordergate(ctx, repoRoot, t.TempDir())
+		if err != nil {
+			t.Fatalf("build bordergate: %v", err)
+		}
+	}
+	return bin, repoRoot
 }
 
 // startFederation starts a federation for t and stops it when t ends. On

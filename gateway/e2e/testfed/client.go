@@ -172,6 +172,18 @@ func (c *Client) Messages(ctx context.Context, roomID string, limit int) ([]Even
 	return resp.Chunk, nil
 }
 
+// Event returns one event of roomID (GET /rooms/{roomId}/event/{eventId}).
+// An event that the server does not have, or does not show to the client,
+// returns a *MatrixError with status 404.
+func (c *Client) Event(ctx context.Context, roomID, eventID string) (Event, error) {
+	path := "/_matrix/client/v3/rooms/" + url.PathEscape(roomID) + "/event/" + url.PathEscape(eventID)
+	var ev Event
+	if err := c.do(ctx, http.MethodGet, path, nil, nil, &ev); err != nil {
+		return Event{}, fmt.Errorf("get event %s of %s as %s: %w", eventID, roomID, c.UserID, err)
+	}
+	return ev, nil
+}
+
 // syncResponse is the part of a /sync response that the harness reads.
 type syncResponse struct {
 	NextBatch string `json:"next_batch"`

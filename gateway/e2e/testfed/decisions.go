@@ -18,26 +18,49 @@ import (
 // waiting for a record.
 const decisionPollInterval = 100 * time.Millisecond
 
-// Decisions returns every record of the gateway's decision log so far. A
-// missing file returns no records.
+// Decisions returns every record of the decision log of fed.Gateway so
+// far. A missing file returns no records.
 func (fed *Federation) Decisions() ([]decisionlog.Record, error) {
 	if fed.GatewayLog == "" {
 		return nil, errors.New("read decisions: the federation runs without the gateway")
 	}
-	records, err := decisionlog.ReadFile(fed.GatewayLog)
+	return readDecisions(fed.GatewayLog)
+}
+
+// WaitForDecision polls the decision log of fed.Gateway until a record
+// matches and returns the first match. Set a deadline on ctx.
+func (fed *Federation) WaitForDecision(ctx context.Context, match func(decisionlog.Record) bool) (decisionlog.Record, error) {
+	if fed.GatewayLog == "" {
+		return decisionlog.Record{}, errors.New("wait for decision: the federation runs without the gateway")
+	}
+	return waitForDecision(ctx, fed.GatewayLog, match)
+}
+
+// Decisions returns every record of the gateway's decision log so far. A
+// missing file returns no records.
+func (gw *Gateway) Decisions() ([]decisionlog.Record, error) {
+	return readDecisions(gw.DecisionLog)
+}
+
+// WaitForDecision polls the gateway's decision log until a record matches
+// and returns the first match. Set a deadline on ctx.
+func (gw *Gateway) WaitForDecision(ctx context.Context, match func(decisionlog.Record) bool) (decisionlog.Record, error) {
+	return waitForDecision(ctx, gw.DecisionLog, match)
+}
+
+func readDecisions(path string) ([]decisionlog.Record, error) {
+	records, err := decisionlog.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	return records, err
 }
 
-// WaitForDecision polls the decision log until a record matches and returns
-// the first match. Set a deadline on ctx.
-func (fed *Federation) WaitForDecision(ctx context.Context, match func(decisionlog.Record) bool) (decisionlog.Record, error) {
+func waitForDecision(ctx context.Context, path string, match func(decisionlog.Record) bool) (decisionlog.Record, error) {
 	ticker := time.NewTicker(decisionPollInterval)
 	defer ticker.Stop()
 	for {
-		records, err := fed.Decisions()
+		records, err := readDecisions(path)
 		if err != nil {
 			return decisionlog.Record{}, err
 		}
@@ -49,7 +72,7 @@ func (fed *Federation) WaitForDecision(ctx context.Context, match func(decisionl
 		select {
 		case <-ctx.Done():
 			return decisionlog.Record{}, fmt.Errorf("wait for decision record in %s (%d records): %w",
-				fed.GatewayLog, len(records), ctx.Err())
+				path, len(records), ctx.Err())
 		case <-ticker.C:
 		}
 	}

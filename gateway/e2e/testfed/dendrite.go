@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,6 +71,9 @@ type dendriteEnv struct {
 	certDirEnv string // an empty directory for SSL_CERT_DIR
 	httpClient *http.Client
 	log        *slog.Logger
+	// launcher is put before the dendrite command line, for example to run
+	// it with another hosts file. Empty runs dendrite directly.
+	launcher []string
 }
 
 // startHomeserver generates the keys and configuration of spec in dir,
@@ -100,7 +104,8 @@ func startHomeserver(ctx context.Context, env dendriteEnv, spec homeserverSpec, 
 		"SSL_CERT_FILE=" + env.caFile,
 		"SSL_CERT_DIR=" + env.certDirEnv,
 	}
-	hs.proc, err = startProcess(spec.name, dir, hs.LogFile, procEnv, hs.log, args...)
+	argv := append(slices.Clone(env.launcher), args...)
+	hs.proc, err = startProcess(spec.name, dir, hs.LogFile, procEnv, hs.log, argv...)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", spec.name, err)
 	}

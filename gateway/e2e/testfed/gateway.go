@@ -2,6 +2,7 @@ package testfed
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -23,13 +24,20 @@ const gatewayStartTimeout = 60 * time.Second
 // lists in "denied_event_types".
 const ForbiddenEventType = "com.example.forbidden"
 
-// Gateway is a running bordergate in front of hs2.
+// Gateway is a running bordergate in front of one homeserver.
 type Gateway struct {
-	// Addr is the inbound listener address, "127.0.0.1:8448".
+	// Name is the short name used for its logs, e.g. "bordergate".
+	Name string
+	// ServerName is the server name of the homeserver it guards.
+	ServerName string
+	// Addr is the inbound listener address, e.g. "127.0.0.1:8448".
 	Addr string
-	// URL is the inbound listener's base URL at hs2's server name,
-	// "https://hs2.localhost:8448".
+	// URL is the inbound listener's base URL at the guarded server's name,
+	// e.g. "https://hs2.localhost:8448".
 	URL string
+	// TransparentAddr is the address of the transparent outbound listener,
+	// or "" when the gateway carries no outbound traffic.
+	TransparentAddr string
 	// Dir contains its configuration, certificates, state and logs.
 	Dir string
 	// ConfigFile is the bordergate configuration the harness wrote.
@@ -40,10 +48,21 @@ type Gateway struct {
 	DecisionLog string
 	// LogFile receives bordergate's standard output and error.
 	LogFile string
+	// ClientCertFile and ClientKeyFile are the client certificate that the
+	// gateway presents to peers requiring mutual TLS, and its key. Both are
+	// "" when the gateway carries no outbound traffic.
+	ClientCertFile string
+	ClientKeyFile  string
+	// HTTP is a client that trusts the federation's CA and connects to
+	// Addr whatever host a URL names, so that requests to URL reach this
+	// gateway even where the hosts file maps the name elsewhere.
+	HTTP *http.Client
+	// probe checks readiness when the listener requires a client
+	// certificate; nil means HTTP.
+	probe *http.Client
 
 	bin    string
 	env    []string
-	http   *http.Client
 	proc   *process
 	log    *slog.Logger
 	starts int
@@ -51,19 +70,47 @@ type Gateway struct {
 
 // gatewaySpec is what the gateway configuration depends on.
 type gatewaySpec struct {
+	// name is the short name for logs. Default "bordergate".
+	name        string
 	bin         string
 	repoRoot    string
-	serverName  string // hs2's server name
+	serverName  string // the guarded homeserver's server name
 	listenAddr  string
-	upstreamURL string // hs2's plain HTTP listener
-	peerName    string // hs1's server name, the one allow-listed peer
-	peerAddress string // hs1's federation address
-	caFile      string
-	certDirEnv  string
-	dir         string
-	logLevel    string
-	httpClient  *http.Client
-	ca          *certs.CA // issues the inbound listener's certificate
+	upstreamURL string // the guarded homeserver's plain HTTP listener
+	peerName    string // the other homeserver's server name, the one allow-listed peer
+	peerAddress string // where the gateway connects to reach the peer
+	// peerAdministration names the peer's administration in its entry.
+	// Default "Test administration one".
+	peerAdministration string
+	// peerRequireMTLS sets require_mtls in the peer's allow-list entry.
+	peerRequireMTLS bool
+	caFile          string
+	certDirEnv      string
+	dir             string
+	logLevel        string
+	// deniedEventTypes is "denied_event_types" of the policy data. Nil
+	// means [ForbiddenEventType] only.
+	deniedEventTypes []string
+	// clientCAFile, when set, makes the inbound listener verify client
+	// certificates against it.
+	clientCAFile string
+	// requireClientCert sets inbound.tls.require_client_certificate; the
+	// harness then probes the listener with the gateway's own client
+	// certificate.
+	requireClientCert bool
+	// outbound, when set, makes the gateway carry the guarded homeserver's
+	// outbound federation.
+	outbound *outboundSpec
+	ca       *certs.CA // issues the inbound listener's and the client certificate
+}
+
+// outboundSpec configures the outbound half of a gateway.
+type outboundSpec struct {
+	// transparentListen is the address of the transparent listener.
+	transparentListen string
+	// interceptCA signs the certificates that the transparent listener
+	// presents to the homeserver.
+	interceptCA *certs.CA
 }
 
 // gatewayConfig is the bordergate configuration file format, limited to the
@@ -73,8 +120,10 @@ type gatewayConfig struct {
 	Inbound     struct {
 		Listen string `yaml:"listen"`
 		TLS    struct {
-			CertFile string `yaml:"cert_file"`
-			KeyFile  string `yaml:"key_file"`
+			CertFile                 string `yaml:"cert_file"`
+			KeyFile                  string `yaml:"key_file"`
+			ClientCAFile             string `yaml:"client_ca_file,omitempty"`
+			RequireClientCertificate bool   `yaml:"require_client_certificate,omitempty"`
 		} `yaml:"tls"`
 		MaxBodyBytes int `yaml:"max_body_bytes"`
 	} `yaml:"inbound"`
@@ -82,12 +131,13 @@ type gatewayConfig struct {
 		URL     string `yaml:"url"`
 		Timeout string `yaml:"timeout"`
 	} `yaml:"homeserver"`
-	StateDir  string `yaml:"state_dir"`
+	Outbound  *gatewayOutboundConfig `yaml:"outbound,omitempty"`
+	StateDir  string                 `yaml:"state_dir"`
 	Allowlist struct {
 		File string `yaml:"file"`
 	} `yaml:"allowlist"`
 	Keys struct {
-		// AllowPrivateNetworks must be true: every peer is on 127.0.0.1.
+		// AllowPrivateNetworks must be true: every peer is on loopback.
 		AllowPrivateNetworks bool `yaml:"allow_private_networks"`
 		// CAFile verifies the certificates of the servers whose keys
 		// the gateway fetches.
@@ -107,6 +157,19 @@ type gatewayConfig struct {
 	} `yaml:"log"`
 }
 
+// gatewayOutboundConfig is the outbound section of the configuration.
+type gatewayOutboundConfig struct {
+	TransparentListen string       `yaml:"transparent_listen"`
+	InterceptCA       keyPairFiles `yaml:"intercept_ca"`
+	ClientTLS         keyPairFiles `yaml:"client_tls"`
+	FederationCAFile  string       `yaml:"federation_ca_file"`
+}
+
+type keyPairFiles struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
 // allowlistFile is the allow-list file format, limited to the fields the
 // harness sets.
 type allowlistFile struct {
@@ -117,12 +180,19 @@ type allowlistEntry struct {
 	ServerName     string   `yaml:"server_name"`
 	Administration string   `yaml:"administration"`
 	Address        string   `yaml:"address"`
+	RequireMTLS    bool     `yaml:"require_mtls,omitempty"`
 	Endpoints      []string `yaml:"endpoints"`
 }
 
 // startGateway writes the gateway's files and starts it.
 func startGateway(ctx context.Context, spec gatewaySpec, log *slog.Logger) (*Gateway, error) {
+	name := spec.name
+	if name == "" {
+		name = "bordergate"
+	}
 	gw := &Gateway{
+		Name:          name,
+		ServerName:    spec.serverName,
 		Addr:          spec.listenAddr,
 		URL:           "https://" + spec.serverName,
 		Dir:           spec.dir,
@@ -130,15 +200,28 @@ func startGateway(ctx context.Context, spec gatewaySpec, log *slog.Logger) (*Gat
 		AllowlistFile: filepath.Join(spec.dir, "allowlist.yaml"),
 		DecisionLog:   filepath.Join(spec.dir, "decisions.jsonl"),
 		LogFile:       filepath.Join(spec.dir, "bordergate.log"),
+		HTTP:          newPinnedHTTPClient(spec.ca, spec.listenAddr),
 		bin:           spec.bin,
-		// The gateway fetches hs1's keys over HTTPS and must trust the
-		// test CA only.
-		env:  []string{"SSL_CERT_FILE=" + spec.caFile, "SSL_CERT_DIR=" + spec.certDirEnv},
-		http: spec.httpClient,
-		log:  log.With("process", "bordergate"),
+		// The gateway fetches its peer's keys over HTTPS and must trust
+		// the test CA only.
+		env: []string{"SSL_CERT_FILE=" + spec.caFile, "SSL_CERT_DIR=" + spec.certDirEnv},
+		log: log.With("process", name),
+	}
+	if spec.outbound != nil {
+		gw.TransparentAddr = spec.outbound.transparentListen
+		gw.ClientCertFile = filepath.Join(spec.dir, "client.pem")
+		gw.ClientKeyFile = filepath.Join(spec.dir, "client-key.pem")
 	}
 	if err := gw.writeFiles(spec); err != nil {
 		return nil, fmt.Errorf("start bordergate: %w", err)
+	}
+	if spec.requireClientCert && gw.ClientCertFile != "" {
+		pair, err := tls.LoadX509KeyPair(gw.ClientCertFile, gw.ClientKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("start bordergate: %w", err)
+		}
+		gw.probe = newPinnedHTTPClient(spec.ca, spec.listenAddr)
+		gw.probe.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{pair}
 	}
 	if err := gw.Start(ctx); err != nil {
 		return nil, err
@@ -156,7 +239,11 @@ func (gw *Gateway) writeFiles(spec gatewaySpec) error {
 	}
 
 	dataFile := filepath.Join(spec.dir, "policy-data.json")
-	data, err := json.Marshal(map[string]any{"denied_event_types": []string{ForbiddenEventType}})
+	denied := spec.deniedEventTypes
+	if denied == nil {
+		denied = []string{ForbiddenEventType}
+	}
+	data, err := json.Marshal(map[string]any{"denied_event_types": denied})
 	if err != nil {
 		return err
 	}
@@ -164,10 +251,15 @@ func (gw *Gateway) writeFiles(spec gatewaySpec) error {
 		return fmt.Errorf("write policy data: %w", err)
 	}
 
+	administration := spec.peerAdministration
+	if administration == "" {
+		administration = "Test administration one"
+	}
 	allowlist := allowlistFile{Servers: []allowlistEntry{{
 		ServerName:     spec.peerName,
-		Administration: "Test administration one",
+		Administration: administration,
 		Address:        spec.peerAddress,
+		RequireMTLS:    spec.peerRequireMTLS,
 		Endpoints:      []string{"*"},
 	}}}
 	if err := writeYAML(gw.AllowlistFile, allowlist); err != nil {
@@ -179,9 +271,16 @@ func (gw *Gateway) writeFiles(spec gatewaySpec) error {
 	config.Inbound.Listen = spec.listenAddr
 	config.Inbound.TLS.CertFile = certFile
 	config.Inbound.TLS.KeyFile = keyFile
+	config.Inbound.TLS.ClientCAFile = spec.clientCAFile
+	config.Inbound.TLS.RequireClientCertificate = spec.requireClientCert
 	config.Inbound.MaxBodyBytes = 8 << 20
 	config.Homeserver.URL = spec.upstreamURL
 	config.Homeserver.Timeout = "60s"
+	if spec.outbound != nil {
+		if config.Outbound, err = gw.writeOutboundFiles(spec); err != nil {
+			return err
+		}
+	}
 	config.StateDir = filepath.Join(spec.dir, "state")
 	config.Allowlist.File = gw.AllowlistFile
 	config.Keys.AllowPrivateNetworks = true
@@ -198,9 +297,34 @@ func (gw *Gateway) writeFiles(spec gatewaySpec) error {
 	return nil
 }
 
+// writeOutboundFiles writes the interception CA and the client
+// certificate, and returns the outbound section of the configuration.
+func (gw *Gateway) writeOutboundFiles(spec gatewaySpec) (*gatewayOutboundConfig, error) {
+	out := &gatewayOutboundConfig{
+		TransparentListen: spec.outbound.transparentListen,
+		InterceptCA: keyPairFiles{
+			CertFile: filepath.Join(spec.dir, "intercept-ca.pem"),
+			KeyFile:  filepath.Join(spec.dir, "intercept-ca-key.pem"),
+		},
+		ClientTLS:        keyPairFiles{CertFile: gw.ClientCertFile, KeyFile: gw.ClientKeyFile},
+		FederationCAFile: spec.caFile,
+	}
+	if err := spec.outbound.interceptCA.WriteFiles(out.InterceptCA.CertFile, out.InterceptCA.KeyFile); err != nil {
+		return nil, fmt.Errorf("write interception CA: %w", err)
+	}
+	certPEM, keyPEM, err := spec.ca.IssueClient(spec.serverName, certValidity)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeKeyPair(gw.ClientCertFile, gw.ClientKeyFile, certPEM, keyPEM); err != nil {
+		return nil, fmt.Errorf("write client certificate: %w", err)
+	}
+	return out, nil
+}
+
 // Start starts bordergate with the written configuration and waits until
-// its inbound listener responds to an HTTPS request at hs2's server name.
-// It fails if the gateway is already running.
+// its inbound listener responds to an HTTPS request at the guarded server's
+// name. It fails if the gateway is already running.
 func (gw *Gateway) Start(ctx context.Context) error {
 	if gw.proc != nil {
 		select {
@@ -210,7 +334,7 @@ func (gw *Gateway) Start(ctx context.Context) error {
 		}
 	}
 	gw.starts++
-	name := fmt.Sprintf("bordergate (start %d)", gw.starts)
+	name := fmt.Sprintf("%s (start %d)", gw.Name, gw.starts)
 	proc, err := startProcess(name, gw.Dir, gw.LogFile, gw.env, gw.log, gw.bin, "serve", "--config", gw.ConfigFile)
 	if err != nil {
 		return fmt.Errorf("start bordergate: %w", err)
@@ -219,7 +343,7 @@ func (gw *Gateway) Start(ctx context.Context) error {
 
 	waitCtx, cancel := context.WithTimeout(ctx, gatewayStartTimeout)
 	defer cancel()
-	if err := proc.waitUntil(waitCtx, "bordergate inbound listener", gw.ready); err != nil {
+	if err := proc.waitUntil(waitCtx, gw.Name+" inbound listener", gw.ready); err != nil {
 		_ = proc.stop()
 		return fmt.Errorf("start bordergate: %w", err)
 	}
@@ -228,7 +352,7 @@ func (gw *Gateway) Start(ctx context.Context) error {
 }
 
 // ready returns nil once the listener completes a TLS handshake with the
-// hs2 certificate and returns any HTTP response to GET
+// guarded server's certificate and returns any HTTP response to GET
 // /_matrix/federation/v1/version, whatever its status: the policy decides
 // about that endpoint, not the harness.
 func (gw *Gateway) ready(ctx context.Context) error {
@@ -236,7 +360,11 @@ func (gw *Gateway) ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := gw.http.Do(req)
+	client := gw.HTTP
+	if gw.probe != nil {
+		client = gw.probe
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

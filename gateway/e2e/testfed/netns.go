@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -325,4 +327,65 @@ func runIP(ctx context.Context, args ...string) error {
 		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// hostsView is a second name for the current network namespace, with a
+// hosts file of its own. A process started with its launcher prefix shares
+// the namespace's loopback addresses with this process but resolves host
+// names through the view's hosts file, because ip netns exec bind-mounts
+// /etc/netns/NAME/hosts over /etc/hosts for the command it runs.
+type hostsView struct {
+	name string
+}
+
+// newHostsView attaches a new name to the current namespace and writes its
+// hosts file, which maps each host of hosts to its address. It must run
+// inside a namespace created by [ReexecInNetns].
+//
+// The name is the namespace's own followed by more hex digits, so that a
+// later run's removeStaleNetns, which matches PREFIX-PID-HEX, also removes
+// a view that a killed run left behind.
+func newHostsView(ctx context.Context, hosts map[string]string) (*hostsView, error) {
+	current, inside := CurrentNetns()
+	if !inside {
+		return nil, errors.New("create hosts view: not inside an e2e network namespace")
+	}
+	suffix := make([]byte, 2)
+	_, _ = rand.Read(suffix)
+	view := &hostsView{name: current + hex.EncodeToString(suffix)}
+	if err := runIP(ctx, "netns", "attach", view.name, strconv.Itoa(os.Getpid())); err != nil {
+		return nil, fmt.Errorf("create hosts view: %w", err)
+	}
+
+	var b strings.Builder
+	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost\n")
+	for _, host := range slices.Sorted(maps.Keys(hosts)) {
+		fmt.Fprintf(&b, "%s\t%s\n", hosts[host], host)
+	}
+	dir := filepath.Join(netnsConfigDir, view.name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return view, fmt.Errorf("create hosts view: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(b.String()), 0o644); err != nil {
+		return view, fmt.Errorf("create hosts view: %w", err)
+	}
+	return view, nil
+}
+
+// launcher returns the command-line prefix that runs a command with the
+// view's hosts file.
+func (v *hostsView) launcher() []string {
+	return []string{"ip", "netns", "exec", v.name}
+}
+
+// remove deletes the name and its hosts file. The namespace itself stays,
+// because this process still runs in it.
+func (v *hostsView) remove() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := runIP(ctx, "netns", "delete", v.name)
+	if rmErr := os.RemoveAll(filepath.Join(netnsConfigDir, v.name)); rmErr != nil {
+		err = errors.Join(err, fmt.Errorf("remove hosts view: %w", rmErr))
+	}
+	return err
 }

@@ -1,9 +1,11 @@
 package testfed
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -39,13 +41,22 @@ func writeServerCert(ca *certs.CA, dir, base string, names ...string) (certFile,
 	}
 	certFile = filepath.Join(dir, base+".pem")
 	keyFile = filepath.Join(dir, base+"-key.pem")
-	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
-		return "", "", fmt.Errorf("write certificate: %w", err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		return "", "", fmt.Errorf("write key: %w", err)
+	if err := writeKeyPair(certFile, keyFile, certPEM, keyPEM); err != nil {
+		return "", "", err
 	}
 	return certFile, keyFile, nil
+}
+
+// writeKeyPair writes a PEM certificate and its private key, the key
+// readable by its owner only.
+func writeKeyPair(certFile, keyFile string, certPEM, keyPEM []byte) error {
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+		return fmt.Errorf("write certificate: %w", err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return fmt.Errorf("write key: %w", err)
+	}
+	return nil
 }
 
 // newHTTPClient returns an HTTP client that trusts only ca.
@@ -58,6 +69,18 @@ func newHTTPClient(ca *certs.CA) *http.Client {
 		IdleConnTimeout:     30 * time.Second,
 	}
 	return &http.Client{Transport: transport, Timeout: 2 * time.Minute}
+}
+
+// newPinnedHTTPClient returns an HTTP client that trusts only ca and
+// connects to addr for every request, whatever host its URL names. The URL's
+// host still sets the Host header and the TLS server name.
+func newPinnedHTTPClient(ca *certs.CA, addr string) *http.Client {
+	client := newHTTPClient(ca)
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	client.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return dialer.DialContext(ctx, network, addr)
+	}
+	return client
 }
 
 // mustHost returns the host part of one of the harness's own server names,

@@ -102,9 +102,11 @@ type ForbiddenResult struct {
 // second message is sent once the gateway has recorded its decision on the
 // forbidden event, so it travels alone.
 //
-// hs2 then fetches the withheld events it is missing from hs1 directly, with
-// get_missing_events, because hs2's outbound traffic does not cross the
-// gateway. Bob therefore also receives the forbidden event in this topology.
+// hs2 then fetches the withheld events it is missing from hs1 with
+// get_missing_events. With one gateway, hs2's outbound traffic does not
+// cross it, so Bob also receives the forbidden event. With two gateways
+// (Options.TwoGateways), hs1's response crosses gateway 2, which passes the
+// forbidden event on in its redacted form.
 func SendForbidden(ctx context.Context, fed *Federation, conv *Conversation) (*ForbiddenResult, error) {
 	log := fed.log.With("step", "forbidden")
 	if fed.Gateway != nil {

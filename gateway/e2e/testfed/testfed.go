@@ -1,10 +1,11 @@
 // Package testfed runs a small Matrix federation of two real Dendrite
-// homeservers, optionally with bordergate in front of the second, for
-// end-to-end tests and demos.
+// homeservers, optionally with bordergate in front of the second or of
+// both, for end-to-end tests and demos.
 //
-// Everything runs on 127.0.0.1 inside a network namespace that the harness
-// creates ([RunInNetns], [ReexecInNetns]), whose /etc/hosts maps
-// hs1.localhost and hs2.localhost to 127.0.0.1:
+// Everything runs on loopback addresses inside a network namespace that the
+// harness creates ([RunInNetns], [ReexecInNetns]), whose /etc/hosts maps
+// hs1.localhost and hs2.localhost to 127.0.0.1. Without the gateway, or with
+// one gateway in front of hs2 (Options.Gateway):
 //
 //	hs1         server name hs1.localhost:8481
 //	            federation HTTPS 127.0.0.1:8481, client API http://127.0.0.1:8081
@@ -14,9 +15,29 @@
 //	bordergate  inbound HTTPS 127.0.0.1:8448, forwarding to http://127.0.0.1:8082
 //
 // hs1 reaches hs2 through the gateway, but hs2 reaches hs1 directly. Without
-// the gateway, hs2 itself serves HTTPS on 127.0.0.1:8448. Every TLS
-// certificate comes from a CA that [Start] creates, and every process trusts
-// only that CA.
+// the gateway, hs2 itself serves HTTPS on 127.0.0.1:8448.
+//
+// With a gateway in front of each homeserver (Options.TwoGateways), both
+// homeservers serve plain HTTP only, and all their federation crosses both
+// gateways, which talk to each other over mutual TLS:
+//
+//	hs1       HTTP 127.0.0.1:8081 (client and federation API)
+//	hs2       HTTP 127.0.0.1:8082 (client and federation API)
+//	gateway1  in front of hs1: inbound HTTPS 127.0.0.3:8481 forwarding to
+//	          hs1, transparent outbound listener 127.0.0.11:8448
+//	gateway2  in front of hs2: inbound HTTPS 127.0.0.2:8448 forwarding to
+//	          hs2, transparent outbound listener 127.0.0.12:8481
+//
+// The homeservers run with a hosts file of their own, in which the peer's
+// name resolves to the homeserver's own gateway: hs2.localhost to
+// 127.0.0.11 for hs1, hs1.localhost to 127.0.0.12 for hs2. Each gateway's
+// allow-list entry for the peer pins the peer gateway's inbound address and
+// requires mutual TLS, so hs1 -> gateway1 -> gateway2 -> hs2, and back the
+// same way. The gateways present client certificates that name their own
+// homeserver, and the homeservers trust each gateway's interception CA.
+//
+// Every other TLS certificate comes from a CA that [Start] creates, and every
+// process trusts only that CA and, for the homeservers, the interception CAs.
 package testfed
 
 import (
@@ -61,15 +82,20 @@ type Options struct {
 	// databases left by an earlier run do not match the new signing keys.
 	Dir string
 
-	// Gateway puts bordergate in front of hs2. When false, hs1 and hs2
-	// federate directly.
+	// Gateway puts bordergate in front of hs2. When both Gateway and
+	// TwoGateways are false, hs1 and hs2 federate directly.
 	Gateway bool
 
-	// BordergateBin is the bordergate binary. Required with Gateway.
+	// TwoGateways puts a bordergate in front of each homeserver, carrying
+	// its inbound and outbound federation. Gateway is then implied.
+	TwoGateways bool
+
+	// BordergateBin is the bordergate binary. Required with Gateway or
+	// TwoGateways.
 	BordergateBin string
 
 	// RepoRoot is the repository root, whose rego directory holds the
-	// policy. Required with Gateway.
+	// policy. Required with Gateway or TwoGateways.
 	RepoRoot string
 
 	// GatewayLogLevel is bordergate's log.level. Default "debug".
@@ -91,8 +117,11 @@ type Federation struct {
 	HS2 *Homeserver
 	// Gateway is bordergate in front of HS2, or nil without it.
 	Gateway *Gateway
-	// GatewayLog is the gateway's decision log, or "" without the gateway.
+	// GatewayLog is the decision log of Gateway, or "" without it.
 	GatewayLog string
+	// Gateway1 is bordergate in front of HS1 with Options.TwoGateways, or
+	// nil.
+	Gateway1 *Gateway
 
 	// CA issued every certificate of the federation.
 	CA *certs.CA
@@ -106,12 +135,14 @@ type Federation struct {
 
 	log        *slog.Logger
 	keyServers []*KeyServer
+	// hostsView is the homeservers' hosts file with Options.TwoGateways.
+	hostsView *hostsView
 }
 
-// Start creates the CA, starts hs1 and hs2 and, with Options.Gateway,
-// bordergate, and waits until each of them responds. It must run inside the
-// network namespace, where the host names resolve. On error it stops what
-// it started.
+// Start creates the CA, starts hs1 and hs2 and, with Options.Gateway or
+// Options.TwoGateways, the gateways, and waits until each of them responds.
+// It must run inside the network namespace, where the host names resolve.
+// On error it stops what it started.
 func Start(ctx context.Context, opts Options) (*Federation, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -140,8 +171,8 @@ func (opts Options) validate() error {
 	if opts.Dir == "" {
 		return errors.New("start federation: Options.Dir is required")
 	}
-	if opts.Gateway && (opts.BordergateBin == "" || opts.RepoRoot == "") {
-		return errors.New("start federation: Options.BordergateBin and Options.RepoRoot are required with Gateway")
+	if (opts.Gateway || opts.TwoGateways) && (opts.BordergateBin == "" || opts.RepoRoot == "") {
+		return errors.New("start federation: Options.BordergateBin and Options.RepoRoot are required with Gateway or TwoGateways")
 	}
 	if _, inside := CurrentNetns(); !inside {
 		return errors.New("start federation: not inside an e2e network namespace; use RunInNetns or ReexecInNetns")
@@ -169,6 +200,9 @@ func (fed *Federation) start(ctx context.Context, opts Options, binDir string) e
 		binDir: binDir, ca: fed.CA, caFile: fed.CAFile, certDirEnv: certDir,
 		httpClient: fed.HTTP, log: fed.log,
 	}
+	if opts.TwoGateways {
+		return fed.startTwoGateways(ctx, opts, env)
+	}
 
 	hs1 := homeserverSpec{name: "hs1", serverName: HS1ServerName, httpAddr: hs1HTTPAddr, httpsAddr: hs1HTTPSAddr}
 	hs2 := homeserverSpec{name: "hs2", serverName: HS2ServerName, httpAddr: hs2HTTPAddr}
@@ -185,10 +219,6 @@ func (fed *Federation) start(ctx context.Context, opts Options, binDir string) e
 		return nil
 	}
 
-	logLevel := opts.GatewayLogLevel
-	if logLevel == "" {
-		logLevel = "debug"
-	}
 	gatewayDir := filepath.Join(opts.Dir, "bordergate")
 	fed.Gateway, err = startGateway(ctx, gatewaySpec{
 		bin:         opts.BordergateBin,
@@ -201,14 +231,20 @@ func (fed *Federation) start(ctx context.Context, opts Options, binDir string) e
 		caFile:      fed.CAFile,
 		certDirEnv:  certDir,
 		dir:         gatewayDir,
-		logLevel:    logLevel,
-		httpClient:  fed.HTTP,
+		logLevel:    opts.gatewayLogLevel(),
 		ca:          fed.CA,
 	}, fed.log)
 	if fed.Gateway != nil {
 		fed.GatewayLog = fed.Gateway.DecisionLog
 	}
 	return err
+}
+
+func (opts Options) gatewayLogLevel() string {
+	if opts.GatewayLogLevel == "" {
+		return "debug"
+	}
+	return opts.GatewayLogLevel
 }
 
 // StartKeyServer starts a [KeyServer] for serverName, whose host part must
@@ -223,13 +259,16 @@ func (fed *Federation) StartKeyServer(serverName string) (*KeyServer, error) {
 	return ks, nil
 }
 
-// Close stops the gateway, the homeservers and the key servers, and returns
-// the first error. The logs stay in Dir: bordergate/bordergate.log,
-// hs1/dendrite.log, hs2/dendrite.log.
+// Close stops the gateways, the homeservers and the key servers, removes
+// the homeservers' hosts file, and returns every error. The logs stay in
+// Dir: bordergate/bordergate.log (gateway1/ and gateway2/ with
+// Options.TwoGateways), hs1/dendrite.log, hs2/dendrite.log.
 func (fed *Federation) Close() error {
 	var errs []error
-	if fed.Gateway != nil {
-		errs = append(errs, fed.Gateway.Stop())
+	for _, gw := range []*Gateway{fed.Gateway1, fed.Gateway} {
+		if gw != nil {
+			errs = append(errs, gw.Stop())
+		}
 	}
 	for _, hs := range []*Homeserver{fed.HS1, fed.HS2} {
 		if hs != nil {
@@ -240,6 +279,10 @@ func (fed *Federation) Close() error {
 		errs = append(errs, ks.Close())
 	}
 	fed.keyServers = nil
+	if fed.hostsView != nil {
+		errs = append(errs, fed.hostsView.remove())
+		fed.hostsView = nil
+	}
 	return errors.Join(errs...)
 }
 
@@ -252,8 +295,10 @@ func (fed *Federation) LogFiles() []string {
 			files = append(files, hs.LogFile)
 		}
 	}
-	if fed.Gateway != nil {
-		files = append(files, fed.Gateway.LogFile)
+	for _, gw := range []*Gateway{fed.Gateway1, fed.Gateway} {
+		if gw != nil {
+			files = append(files, gw.LogFile)
+		}
 	}
 	return files
 }
