@@ -83,8 +83,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, ex *exchange) {
 	var err error
 	select {
 	case g.slots <- struct{}{}:
+		// The slot is released even when the handler aborts a relayed
+		// answer with a panic.
+		defer func() { <-g.slots }()
 		err = g.handle(r.Context(), ex, w)
-		<-g.slots
 	default:
 		w.Header().Set("Retry-After", "1")
 		err = newError(http.StatusServiceUnavailable, codeUnknown,
@@ -365,25 +367,8 @@ func (g *Gateway) forwardRequest(ctx context.Context, ex *exchange, w http.Respo
 	if err != nil {
 		return err
 	}
-	if resp.status == http.StatusOK {
-		g.learnFromTemplate(ctx, ex, resp.body)
-		// The events of an answer travel against the request: the local
-		// homeserver's leave the administration, a peer's come in.
-		filtered, err := g.filterResponse(ctx, ex, opposite(ex.flow()), ex.destinationName(g), resp.body)
-		if err != nil {
-			return err
-		}
-		resp.body = filtered
-		if checksKeyResponse(ex) {
-			if resp.body, err = g.checkKeyResponse(ctx, ex, resp.body); err != nil {
-				return err
-			}
-		}
-		if ex.flow() == policy.DirectionOutbound && learnsFromResponse(ex.endpointID()) {
-			if err := checkTemplate(ex, resp.body); err != nil {
-				return err
-			}
-		}
+	if err := g.inspectAnswer(ctx, ex, resp); err != nil {
+		return err
 	}
 	if err := g.delivered(ctx, ex, resp.status); err != nil {
 		return err
@@ -406,6 +391,39 @@ func (g *Gateway) commitItems(ctx context.Context, ex *exchange) error {
 	items := ex.items
 	ex.items = nil
 	return g.writeRecords(ctx, items)
+}
+
+// inspectAnswer checks an answer the gateway reads before passing it on.
+// Any success status is inspected, not only 200, and a redirect is
+// refused: following it would fetch what the gateway never saw.
+func (g *Gateway) inspectAnswer(ctx context.Context, ex *exchange, resp *forwardedResponse) error {
+	switch {
+	case resp.status >= 300 && resp.status < 400:
+		return newError(http.StatusBadGateway, codeUnknown,
+			fmt.Sprintf("answer is a redirect (%d), which the gateway does not pass on for this endpoint", resp.status))
+	case resp.status < 200 || resp.status >= 300:
+		return nil
+	}
+	if ex.flow() == policy.DirectionOutbound && learnsFromResponse(ex.endpointID()) {
+		if err := checkTemplate(ex, resp.body); err != nil {
+			return err
+		}
+	}
+	// The events of an answer travel against the request: the local
+	// homeserver's leave the administration, a peer's come in.
+	filtered, err := g.filterResponse(ctx, ex, opposite(ex.flow()), ex.destinationName(g), resp.body)
+	if err != nil {
+		return err
+	}
+	resp.body = filtered
+	if checksKeyResponse(ex) {
+		if resp.body, err = g.checkKeyResponse(ctx, ex, resp.body); err != nil {
+			return err
+		}
+	}
+	// Only an answer that passed every check teaches a room version.
+	g.learnFromTemplate(ctx, ex, resp.body)
+	return nil
 }
 
 // delivered completes an exchange whose request the homeserver answered

@@ -413,7 +413,7 @@ func TestInviteV2(t *testing.T) {
 		{"not an invite", uri(joinID), body(join), 400, `membership "join" is not "invite"`},
 		{"invitee not local", uri(foreignID), body(foreign), 400, `invited user "@carol:elsewhere.test" is not on the receiving server`},
 		{"tampered invite_room_state", uri(inviteID), []byte(`{"room_version":"11","event":` + string(canonicaljson.Encode(invite)) +
-			`,"invite_room_state":[` + string(canonicaljson.Encode(join.With("depth", canonicaljson.IntValue(99)))) + `]}`), 400, "invite_room_state[0]: event signature check failed"},
+			`,"invite_room_state":[` + string(canonicaljson.Encode(join.With("depth", canonicaljson.IntValue(99)))) + `]}`), 400, "invite_room_state[0]: event verification failed: event signature check failed"},
 		{"no room version", uri(inviteID), []byte(`{"event":` + string(canonicaljson.Encode(invite)) + `}`), 400, "invite has no room_version"},
 		{"valid invite", uri(inviteID), body(invite), 200, ""},
 	}

@@ -112,7 +112,7 @@ func (g *Gateway) handleMembership(ctx context.Context, ex *exchange, w http.Res
 		return newError(http.StatusForbidden, codeForbidden, checked.reason)
 	}
 	if route == "invite_v2" {
-		if err := g.verifyInviteState(ctx, ex, checked.rv); err != nil {
+		if err := g.checkInviteState(ctx, ex, pc); err != nil {
 			checked.record.Allow, checked.record.Action = false, actionRejected
 			checked.record.Error = err.Error()
 			return err
@@ -226,11 +226,12 @@ func thirdPartyInvite(route string, content canonicaljson.Value) bool {
 	return content.Has("third_party_invite")
 }
 
-// verifyInviteState verifies the full events of a v2 invite's
-// invite_room_state. Entries in the stripped form (type, state_key, sender
-// and content only, as older homeservers send) carry no signature and are
-// passed as they are.
-func (g *Gateway) verifyInviteState(ctx context.Context, ex *exchange, rv *events.RoomVersion) error {
+// checkInviteState verifies and decides the full events of a v2 invite's
+// invite_room_state like any other PDU: an event that fails verification
+// refuses the invite with 400, one that policy denies with 403. Entries in
+// the stripped form (type, state_key, sender and content only, as older
+// homeservers send) carry no signature and are passed as they are.
+func (g *Gateway) checkInviteState(ctx context.Context, ex *exchange, pc pduContext) error {
 	state, ok := ex.content.Get("invite_room_state")
 	if !ok {
 		return nil
@@ -242,13 +243,15 @@ func (g *Gateway) verifyInviteState(ctx context.Context, ex *exchange, rv *event
 		if isStrippedState(entry) {
 			continue
 		}
-		pdu, err := events.ParsePDU(entry, rv)
-		if err != nil {
-			return newError(http.StatusBadRequest, codeInvalidParam, fmt.Sprintf("invite_room_state[%d]: %v", i, err))
+		checked := g.checkPDU(ctx, ex, entry, pc)
+		ex.items = append(ex.items, checked.record)
+		switch {
+		case checked.verifyFailed:
+			return newError(http.StatusBadRequest, codeInvalidParam, fmt.Sprintf("invite_room_state[%d]: %s", i, checked.reason))
+		case !checked.allowed:
+			return newError(http.StatusForbidden, codeForbidden, fmt.Sprintf("invite_room_state[%d]: %s", i, checked.reason))
 		}
-		if res := events.VerifyWith(ctx, pdu, listedKeys{g}, events.VerifyOptions{Origin: ex.origin}); res.Err != nil {
-			return newError(http.StatusBadRequest, codeInvalidParam, fmt.Sprintf("invite_room_state[%d]: %v", i, res.Err))
-		}
+		checked.record.Action = actionForward
 	}
 	return nil
 }

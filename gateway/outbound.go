@@ -59,6 +59,13 @@ func (g *Gateway) checkOutboundParties(ex *exchange) error {
 // no signature, such as a key fetch: the local server, and the server its
 // Host header names.
 func (g *Gateway) outboundUnsigned(ex *exchange) error {
+	switch ex.endpointID() {
+	case "3pid_onbind", "openid_userinfo":
+		// Identity servers and integrations call these, never a
+		// homeserver's federation sender.
+		return newError(http.StatusForbidden, codeForbidden,
+			fmt.Sprintf("endpoint %s is not sent by homeservers, so the outbound listener does not carry it", ex.endpointID()))
+	}
 	ex.origin = g.cfg.ServerNames[0]
 	ex.destination = outboundTarget(ex.r)
 	if err := servername.Validate(ex.destination); err != nil {
@@ -102,6 +109,11 @@ func (s egressSender) send(ctx context.Context, ex *exchange, body []byte, auth 
 	}
 	out.URL.Opaque = rawTarget(in)
 	out.Header = in.Header.Clone()
+	for _, name := range in.Header.Values("Connection") {
+		for _, field := range strings.Split(name, ",") {
+			out.Header.Del(strings.TrimSpace(field))
+		}
+	}
 	for _, name := range hopHeaders {
 		out.Header.Del(name)
 	}
@@ -359,14 +371,11 @@ func (g *Gateway) checkKeyResponse(ctx context.Context, ex *exchange, body []byt
 	if err != nil {
 		return nil, wrapError(http.StatusBadGateway, codeUnknown, "notary response is not acceptable JSON", err)
 	}
+	asked := askedServers(ex)
 	list, _ := v.Get("server_keys")
 	kept := make([]canonicaljson.Value, 0, list.Len())
 	for _, obj := range list.Items() {
-		sk, err := keys.ParseServerKeys(canonicaljson.Encode(obj))
-		if err == nil {
-			err = sk.VerifySelfSignature()
-		}
-		if err != nil {
+		if err := g.checkNotaryObject(obj, asked); err != nil {
 			g.log.WarnContext(ctx, "notary key object dropped", keyDestination, ex.destination, keyErr, err)
 			continue
 		}
@@ -424,4 +433,44 @@ func loadClientCertificate(pair KeyPairConfig, log *slog.Logger) (func() (*tls.C
 		return nil, fmt.Errorf("outbound.client_tls: %w", err)
 	}
 	return func() (*tls.Certificate, error) { return kp.Certificate(), nil }, nil
+}
+
+// askedServers returns the servers whose keys a notary request asked for.
+func askedServers(ex *exchange) map[string]bool {
+	asked := map[string]bool{}
+	if name := ex.match.Params["server_name"]; name != "" {
+		asked[name] = true
+		return asked
+	}
+	servers, _ := ex.content.Get("server_keys")
+	for _, m := range servers.Members() {
+		asked[m.Key] = true
+	}
+	return asked
+}
+
+// checkNotaryObject accepts a key object of a notary's answer only when it
+// is for a server the request asked about, is self-signed by that server,
+// and agrees with every key the allow-list pins for it.
+func (g *Gateway) checkNotaryObject(obj canonicaljson.Value, asked map[string]bool) error {
+	sk, err := keys.ParseServerKeys(canonicaljson.Encode(obj))
+	if err != nil {
+		return err
+	}
+	if !asked[sk.ServerName] {
+		return fmt.Errorf("keys of %s were not asked for", sk.ServerName)
+	}
+	if err := sk.VerifySelfSignature(); err != nil {
+		return err
+	}
+	entry, ok := g.store.Lookup(sk.ServerName)
+	if !ok {
+		return nil
+	}
+	for id, pub := range sk.VerifyKeys {
+		if pinned, ok := entry.PinnedKey(id); ok && !bytes.Equal(pinned, pub) {
+			return fmt.Errorf("key %s of %s differs from the allow-list's pinned key", id, sk.ServerName)
+		}
+	}
+	return nil
 }

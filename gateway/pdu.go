@@ -65,6 +65,9 @@ type checkedPDU struct {
 	reason       string
 	// learn is the room version the PDU teaches once it is delivered.
 	learn *store.Room
+	// hashValid reports whether the content hash verified; when it did
+	// not, policy saw only the redacted form.
+	hashValid bool
 }
 
 // checkPDU resolves the room version of one PDU, verifies its format,
@@ -126,6 +129,7 @@ func (g *Gateway) checkPDU(ctx context.Context, ex *exchange, raw canonicaljson.
 	if res.Err != nil {
 		return fail("event verification failed: " + res.Err.Error())
 	}
+	c.hashValid = res.ContentHashValid
 	if err := checkCreateEvent(pdu, rv); err != nil {
 		return fail(err.Error())
 	}

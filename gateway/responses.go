@@ -87,7 +87,7 @@ func (f *responseFilter) filterField(ctx context.Context, object canonicaljson.V
 		return object, nil
 	}
 	if !field.Array {
-		kept, keep := f.filterPDU(ctx, member)
+		kept, keep := f.filterPDU(ctx, member, field)
 		if !keep {
 			f.changed = true
 			return object.Without(field.Name), nil
@@ -99,7 +99,7 @@ func (f *responseFilter) filterField(ctx context.Context, object canonicaljson.V
 	}
 	items := make([]canonicaljson.Value, 0, member.Len())
 	for _, raw := range member.Items() {
-		if kept, keep := f.filterPDU(ctx, raw); keep {
+		if kept, keep := f.filterPDU(ctx, raw, field); keep {
 			items = append(items, kept)
 		} else {
 			f.changed = true
@@ -110,7 +110,12 @@ func (f *responseFilter) filterField(ctx context.Context, object canonicaljson.V
 
 // filterPDU returns the form of one PDU to pass on, and false when it must
 // be left out.
-func (f *responseFilter) filterPDU(ctx context.Context, raw canonicaljson.Value) (canonicaljson.Value, bool) {
+func (f *responseFilter) filterPDU(ctx context.Context, raw canonicaljson.Value, field routes.PDUField) (canonicaljson.Value, bool) {
+	if field.Stripped && isStrippedState(raw) {
+		// A stripped state event carries no signature to check; it is
+		// passed on as the homeserver would receive it anyway.
+		return raw, true
+	}
 	pc := pduContext{direction: f.direction, origin: f.responder, relaxEdges: true}
 	checked := f.g.checkPDU(ctx, f.ex, raw, pc)
 	f.ex.items = append(f.ex.items, checked.record)
@@ -119,9 +124,16 @@ func (f *responseFilter) filterPDU(ctx context.Context, raw canonicaljson.Value)
 	case checked.verifyFailed:
 		rec.Action = actionRemoved
 		return canonicaljson.Value{}, false
-	case checked.allowed:
+	case checked.allowed && checked.hashValid:
 		rec.Action = actionForward
-		return raw, true
+		kept, stripped := withoutUnsigned(raw)
+		f.changed = f.changed || stripped
+		return kept, true
+	case checked.allowed:
+		// Policy judged the redacted form, so that is what passes.
+		rec.Action = actionRedacted
+		f.changed = true
+		return redactedForm(checked), true
 	case removeDecision(rec.Result):
 		rec.Action = actionRemoved
 		return canonicaljson.Value{}, false
@@ -140,4 +152,23 @@ func removeDecision(result any) bool {
 	}
 	remove, _ := m["remove"].(bool)
 	return remove
+}
+
+// withoutUnsigned returns an event of a response without the members of
+// `unsigned` that can carry other events (invite_room_state and the like),
+// which no signature covers and no decision has seen; only `age` is kept.
+// It reports whether anything was removed.
+func withoutUnsigned(raw canonicaljson.Value) (canonicaljson.Value, bool) {
+	unsigned, ok := raw.Get("unsigned")
+	if !ok {
+		return raw, false
+	}
+	age, hasAge := unsigned.Get("age")
+	if hasAge && age.Kind() == canonicaljson.Number {
+		if unsigned.Len() == 1 {
+			return raw, false
+		}
+		return raw.With("unsigned", canonicaljson.ObjectValue(canonicaljson.Member{Key: "age", Value: age})), true
+	}
+	return raw.Without("unsigned"), true
 }

@@ -136,6 +136,10 @@ type PDUField struct {
 	// Array is true when the member is an array of PDUs and false when it is
 	// a single PDU.
 	Array bool
+	// Stripped is true when entries may also be stripped state events
+	// (type, state_key, sender and content only), which carry no
+	// signature, as in knock_room_state.
+	Stripped bool
 }
 
 // Path parameter names, the keys of [Result.Params].
