@@ -70,7 +70,7 @@ func federationRoutes() []*Route {
 			ACL: ACLRequired, UserCheck: UserOnOrigin},
 		{ID: "send_knock", Method: put, Path: fedV1 + "/send_knock/{room_id}/{event_id}", BodyPDUs: PDUsBody,
 			ResponsePDUs: []PDUField{{Name: "knock_room_state", Array: true, Stripped: true}},
-			ACL: ACLRequired},
+			ACL:          ACLRequired},
 		{ID: "invite_v1", Method: put, Path: fedV1 + "/invite/{room_id}/{event_id}", BodyPDUs: PDUsInviteV1,
 			ResponsePDUs: []PDUField{event}, ArrayResponse: true, ACL: ACLRequired},
 		{ID: "invite_v2", Method: put, Path: fedV2 + "/invite/{room_id}/{event_id}", BodyPDUs: PDUsInviteV2,
