@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/bordergate/bordergate/certs"
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
@@ -154,6 +156,12 @@ func (g *Gateway) requireClientCertificate(cs tls.ConnectionState, remote string
 	if len(cs.PeerCertificates) > 0 {
 		return nil
 	}
+	if !g.handshakeRecords.allow(g.now()) {
+		// A client retrying without a certificate must not turn every
+		// attempt into a synced write; refusals over the rate are counted
+		// and logged once a second instead.
+		return errors.New("client certificate required")
+	}
 	reason := "TLS handshake refused: no client certificate; this listener requires one"
 	rec := decisionlog.NewRecord(g.policy.Path(policy.KindRequest))
 	rec.Timestamp = g.now().UTC()
@@ -169,4 +177,37 @@ func (g *Gateway) requireClientCertificate(cs tls.ConnectionState, remote string
 	g.log.Info("TLS handshake refused", keyReason, "no client certificate", keyServerName, cs.ServerName,
 		keyAddress, remote, keyDecisionID, rec.DecisionID)
 	return errors.New("client certificate required")
+}
+
+// maxHandshakeRecordsPerSecond bounds the decision records of refused
+// handshakes, which clients can cause without authenticating.
+const maxHandshakeRecordsPerSecond = 20
+
+// recordLimiter allows a bounded number of records per second and counts
+// the ones it suppresses.
+type recordLimiter struct {
+	mu         sync.Mutex // guards the fields below
+	second     time.Time
+	count      int
+	suppressed int
+	log        func(suppressed int)
+}
+
+// allow reports whether a record may be written at now.
+func (l *recordLimiter) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	second := now.Truncate(time.Second)
+	if !second.Equal(l.second) {
+		if l.suppressed > 0 && l.log != nil {
+			l.log(l.suppressed)
+		}
+		l.second, l.count, l.suppressed = second, 0, 0
+	}
+	if l.count >= maxHandshakeRecordsPerSecond {
+		l.suppressed++
+		return false
+	}
+	l.count++
+	return true
 }

@@ -200,8 +200,15 @@ func (g *Gateway) proxyHandler(ctx context.Context) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
 			if r.URL.IsAbs() {
-				ctx := context.WithValue(r.Context(), outboundTargetKey{}, r.URL.Host)
-				g.ServeOutbound(w, r.WithContext(ctx))
+				// The signature covers the origin-form target, which the
+				// pipeline routes on; the onward connection is HTTPS
+				// whatever scheme the absolute form named.
+				inner := r.WithContext(context.WithValue(r.Context(), outboundTargetKey{}, r.URL.Host))
+				inner.RequestURI = rawTarget(r)
+				if inner.Host == "" {
+					inner.Host = r.URL.Host
+				}
+				g.ServeOutbound(w, inner)
 				return
 			}
 			http.Error(w, "bordergate outbound proxy: send CONNECT or an absolute-URI request", http.StatusBadRequest)

@@ -451,3 +451,43 @@ func TestLoadSigningKey(t *testing.T) {
 }
 
 func base64StdEncode(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func TestOutboundAbsoluteURIRequest(t *testing.T) {
+	s := startOutbound(t, "")
+	_, peerKey, _ := ed25519.GenerateKey(rand.Reader)
+	s.peer.paths["/_matrix/key/v2/server"] = keyResponse(t, peerName, peerKey)
+	// A plain-HTTP request through the proxy uses the absolute form; the
+	// gateway still connects to the peer over TLS.
+	resp, err := s.client.Get("http://" + peerName + "/_matrix/key/v2/server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("status %d, want the peer's key response", resp.StatusCode)
+	}
+	if got := s.peer.received(); len(got) != 1 || got[0].uri != "/_matrix/key/v2/server" {
+		t.Errorf("peer received %v, want one origin-form request", got)
+	}
+}
+
+func TestRecordLimiter(t *testing.T) {
+	suppressed := 0
+	l := &recordLimiter{log: func(n int) { suppressed += n }}
+	start := time.Unix(1000, 0)
+	allowed := 0
+	for i := 0; i < 3*maxHandshakeRecordsPerSecond; i++ {
+		if l.allow(start) {
+			allowed++
+		}
+	}
+	if allowed != maxHandshakeRecordsPerSecond {
+		t.Errorf("%d records allowed in one second, want %d", allowed, maxHandshakeRecordsPerSecond)
+	}
+	if !l.allow(start.Add(time.Second)) {
+		t.Error("record refused in the next second")
+	}
+	if suppressed != 2*maxHandshakeRecordsPerSecond {
+		t.Errorf("%d suppressed records logged, want %d", suppressed, 2*maxHandshakeRecordsPerSecond)
+	}
+}

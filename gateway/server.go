@@ -62,6 +62,8 @@ type Gateway struct {
 	// require mutual TLS, for key fetches and outbound requests alike; nil
 	// without outbound.client_tls.
 	clientCert func() (*tls.Certificate, error)
+	// handshakeRecords bounds the records of refused TLS handshakes.
+	handshakeRecords *recordLimiter
 	// resign is the homeserver's signing key for re-signed outbound
 	// transactions; nil keeps the key out of the gateway.
 	resign *signingKey
@@ -72,6 +74,9 @@ type Gateway struct {
 func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: log, now: time.Now, slots: make(chan struct{}, cfg.Inbound.MaxConcurrentRequests)}
 	g.local = &localKeys{g: g}
+	g.handshakeRecords = &recordLimiter{log: func(n int) {
+		log.Warn("refused TLS handshakes not recorded, over the rate", keyCount, n)
+	}}
 	if err := g.open(ctx); err != nil {
 		g.Close()
 		return nil, err
