@@ -377,6 +377,13 @@ func (c *Config) validateInbound() error {
 		if len(acme.Domains) == 0 {
 			return bad("inbound.tls.acme.domains", "missing", "list the names the certificate must cover")
 		}
+		if acme.Email == "" {
+			return bad("inbound.tls.acme.email", "missing", "write the contact address of the ACME account")
+		}
+		if acme.HTTPChallengeListen == "" && !acme.TLSALPNOnInbound {
+			return bad("inbound.tls.acme", "no challenge enabled",
+				`set http_challenge_listen (such as ":80") or tls_alpn_on_inbound: true`)
+		}
 	} else {
 		if c.Inbound.TLS.CertFile == "" {
 			return bad("inbound.tls.cert_file", "missing", "name the PEM certificate file of the listener, or configure inbound.tls.acme")

@@ -349,7 +349,8 @@ func (g *Gateway) forwardRequest(ctx context.Context, ex *exchange, w http.Respo
 	if err := g.commitItems(ctx, ex); err != nil {
 		return err
 	}
-	inspect := learnsFromResponse(ex.match.Route.ID) || len(ex.match.Route.ResponsePDUs) > 0 || checksKeyResponse(ex)
+	inspect := learnsFromResponse(ex.match.Route.ID) || len(ex.match.Route.ResponsePDUs) > 0 || checksKeyResponse(ex) ||
+		(ex.flow() == policy.DirectionOutbound && ex.endpointID() == "well_known")
 	if !inspect {
 		resp, cancel, err := g.upstreamFor(ex).send(ctx, ex, ex.body, ex.authHeaders)
 		if err != nil {
@@ -398,6 +399,10 @@ func (g *Gateway) commitItems(ctx context.Context, ex *exchange) error {
 // refused: following it would fetch what the gateway never saw.
 func (g *Gateway) inspectAnswer(ctx context.Context, ex *exchange, resp *forwardedResponse) error {
 	switch {
+	case resp.status >= 300 && resp.status < 400 && ex.endpointID() == "well_known":
+		// The specification lets .well-known answers redirect; the
+		// homeserver follows them, through the gateway again.
+		return nil
 	case resp.status >= 300 && resp.status < 400:
 		return newError(http.StatusBadGateway, codeUnknown,
 			fmt.Sprintf("answer is a redirect (%d), which the gateway does not pass on for this endpoint", resp.status))
@@ -421,8 +426,12 @@ func (g *Gateway) inspectAnswer(ctx context.Context, ex *exchange, resp *forward
 			return err
 		}
 	}
-	// Only an answer that passed every check teaches a room version.
+	// Only an answer that passed every check teaches a room version or a
+	// delegation.
 	g.learnFromTemplate(ctx, ex, resp.body)
+	if ex.flow() == policy.DirectionOutbound && ex.endpointID() == "well_known" {
+		g.delegations.learn(ex.destination, resp.body)
+	}
 	return nil
 }
 

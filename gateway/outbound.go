@@ -5,13 +5,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/bordergate/bordergate/certs"
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
@@ -68,6 +71,11 @@ func (g *Gateway) outboundUnsigned(ex *exchange) error {
 	}
 	ex.origin = g.cfg.ServerNames[0]
 	ex.destination = outboundTarget(ex.r)
+	if name, ok := g.delegations.serverFor(ex.destination); ok && ex.endpointID() != "well_known" {
+		// A homeserver that learned a delegation addresses the delegated
+		// host; the gateway decides about the server name behind it.
+		ex.destination = name
+	}
 	if err := servername.Validate(ex.destination); err != nil {
 		return wrapError(http.StatusBadRequest, codeUnrecognized, "invalid destination host", err)
 	}
@@ -95,6 +103,9 @@ func (g *Gateway) ServeOutbound(w http.ResponseWriter, r *http.Request) {
 // egressSender sends outbound requests to peers.
 type egressSender struct {
 	client *egress.Client
+	// wellKnown fetches /.well-known/matrix/server from a server name's
+	// web host, port 443, which is not where its federation listener is.
+	wellKnown *http.Client
 }
 
 // send sends the homeserver's request to the peer ex names, with its raw
@@ -126,7 +137,18 @@ func (s egressSender) send(ctx context.Context, ex *exchange, body []byte, auth 
 	if len(body) == 0 {
 		out.Body = http.NoBody
 	}
-	resp, err := s.client.Do(ctx, ex.destination, out)
+	var resp *http.Response
+	if ex.endpointID() == "well_known" {
+		host, _, _ := servername.Split(ex.destination)
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		out.URL = &url.URL{Scheme: "https", Host: host, Opaque: out.URL.Opaque}
+		out.Host = host
+		resp, err = s.wellKnown.Do(out)
+	} else {
+		resp, err = s.client.Do(ctx, ex.destination, out)
+	}
 	if err != nil {
 		cancel()
 		return nil, nil, egressError(err)
@@ -322,7 +344,7 @@ func (c *notifyConn) Close() error {
 // upstreamFor returns where the exchange's request goes.
 func (g *Gateway) upstreamFor(ex *exchange) upstream {
 	if ex.flow() == policy.DirectionOutbound {
-		return egressSender{client: g.egress}
+		return egressSender{client: g.egress, wellKnown: g.wellKnown}
 	}
 	return homeserverSender{f: g.forward}
 }
@@ -480,4 +502,64 @@ func (g *Gateway) checkNotaryObject(obj canonicaljson.Value, asked map[string]bo
 		}
 	}
 	return nil
+}
+
+// maxDelegations bounds the delegations the gateway remembers.
+const maxDelegations = 4096
+
+// delegationMap remembers, from the .well-known answers it passed to the
+// homeserver, which server name each delegated host stands for.
+type delegationMap struct {
+	mu     sync.Mutex // guards byHost
+	byHost map[string]string
+}
+
+// serverFor returns the server name that host was delegated from.
+func (d *delegationMap) serverFor(host string) (string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	name, ok := d.byHost[host]
+	return name, ok
+}
+
+// learn records the delegation of serverName stated in a .well-known
+// answer, under the delegated host with and without its port.
+func (d *delegationMap) learn(serverName string, body []byte) {
+	var answer struct {
+		Server string `json:"m.server"`
+	}
+	if json.Unmarshal(body, &answer) != nil || servername.Validate(answer.Server) != nil || answer.Server == serverName {
+		return
+	}
+	host, _, _ := servername.Split(answer.Server)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.byHost == nil || len(d.byHost) >= maxDelegations {
+		d.byHost = map[string]string{}
+	}
+	d.byHost[answer.Server] = serverName
+	d.byHost[host] = serverName
+}
+
+// newWellKnownClient builds the client of the homeserver's .well-known
+// lookups: the same private-range dialer and roots as other onward
+// connections, no redirects followed (the homeserver follows them).
+func newWellKnownClient(cfg *Config, ring *keys.Ring) (*http.Client, error) {
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.Outbound.FederationCAFile != "" {
+		pool, err := certs.LoadCertPool(cfg.Outbound.FederationCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("outbound.federation_ca_file: %w", err)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	return &http.Client{
+		Transport: &http.Transport{
+			DialContext:           ring.Dialer().DialContext,
+			TLSClientConfig:       tlsCfg,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: cfg.Outbound.Timeout,
+		},
+		CheckRedirect: noRedirects,
+	}, nil
 }

@@ -491,3 +491,35 @@ func TestRecordLimiter(t *testing.T) {
 		t.Errorf("%d suppressed records logged, want %d", suppressed, 2*maxHandshakeRecordsPerSecond)
 	}
 }
+
+func TestOutboundWellKnownAndDelegatedHost(t *testing.T) {
+	s := startOutbound(t, "")
+	peerAddr := ""
+	if e, ok := s.tg.gw.store.Lookup(peerName); ok {
+		peerAddr = e.Address
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(s.tg.ca.Certificate())
+	// The web host of the peer's server name is the peer stub too; the
+	// test dials it where port 443 would be.
+	s.tg.gw.wellKnown = &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, peerAddr)
+		},
+	}}
+	_, peerKey, _ := ed25519.GenerateKey(rand.Reader)
+	s.peer.paths["/.well-known/matrix/server"] = `{"m.server":"fed.hs9.test:8448"}`
+	s.peer.paths["/_matrix/key/v2/server"] = keyResponse(t, peerName, peerKey)
+
+	resp, answer := s.send(t, http.MethodGet, peerName, "/.well-known/matrix/server", nil, localName)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(answer), "fed.hs9.test") {
+		t.Fatalf("well-known: status %d answer %s", resp.StatusCode, answer)
+	}
+	// After the delegation the homeserver addresses the delegated host.
+	resp, answer = s.send(t, http.MethodGet, "fed.hs9.test:8448", "/_matrix/key/v2/server", nil, localName)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("key fetch by delegated host: status %d answer %s, want the peer's keys", resp.StatusCode, answer)
+	}
+}

@@ -56,8 +56,22 @@ func Check(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if _, err := newKeyRing(cfg, st, clientCert, log); err != nil {
+	ring, err := newKeyRing(cfg, st, clientCert, log)
+	if err != nil {
 		return err
+	}
+	if cfg.Outbound.ProxyListen != "" || cfg.Outbound.TransparentListen != "" {
+		if _, err := newEgress(cfg, ring, st, clientCert, log); err != nil {
+			return err
+		}
+		if _, err := newInterceptor(cfg.Outbound.InterceptCA); err != nil {
+			return err
+		}
+	}
+	if file := cfg.Outbound.SigningKeyFile; file != "" {
+		if _, err := loadSigningKey(file); err != nil {
+			return fmt.Errorf("outbound.signing_key_file: %w", err)
+		}
 	}
 	if _, err := policy.New(ctx, policy.Config{Paths: cfg.Policy.Paths, DataFile: cfg.Policy.DataFile, Logger: log}); err != nil {
 		return fmt.Errorf("load policy: %w", err)

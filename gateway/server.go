@@ -62,6 +62,10 @@ type Gateway struct {
 	// require mutual TLS, for key fetches and outbound requests alike; nil
 	// without outbound.client_tls.
 	clientCert func() (*tls.Certificate, error)
+	// wellKnown fetches peers' .well-known/matrix/server for the
+	// homeserver, and delegations remembers what those answers delegated.
+	wellKnown   *http.Client
+	delegations delegationMap
 	// handshakeRecords bounds the records of refused TLS handshakes.
 	handshakeRecords *recordLimiter
 	// resign is the homeserver's signing key for re-signed outbound
@@ -102,6 +106,9 @@ func (g *Gateway) open(ctx context.Context) error {
 			return err
 		}
 		if g.interceptor, err = newInterceptor(g.cfg.Outbound.InterceptCA); err != nil {
+			return err
+		}
+		if g.wellKnown, err = newWellKnownClient(g.cfg, ring); err != nil {
 			return err
 		}
 		if file := g.cfg.Outbound.SigningKeyFile; file != "" {
@@ -305,8 +312,11 @@ func (g *Gateway) httpServer(ctx context.Context, h http.Handler, component stri
 		ReadHeaderTimeout: g.cfg.Inbound.ReadHeaderTimeout,
 		ReadTimeout:       g.cfg.Inbound.ReadTimeout,
 		IdleTimeout:       g.cfg.Inbound.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(g.log.With(keyComponent, component).Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// net/http reports failed TLS handshakes here, such as a client
+		// certificate from an untrusted CA, which never reach a handler
+		// and so have no decision record.
+		ErrorLog:    slog.NewLogLogger(g.log.With(keyComponent, component).Handler(), slog.LevelInfo),
+		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 }
 
@@ -361,6 +371,7 @@ func (g *Gateway) openInboundTLS(ctx context.Context) error {
 			CAURL: acme.CAURL, CARootFile: acme.CARootFile, Email: acme.Email, Domains: acme.Domains,
 			StorageDir: filepath.Join(g.cfg.StateDir, "acme"), HTTPChallengeAddr: acme.HTTPChallengeListen,
 			TLSALPNOnInbound: acme.TLSALPNOnInbound, Logger: g.log.With(keyComponent, "acme"),
+			TLSALPNChallengeAddr: tlsALPNAddr(g.cfg),
 		})
 		if err != nil {
 			return err
@@ -412,4 +423,13 @@ func (g *Gateway) requireClientCertificates() {
 		conn.VerifyConnection = func(cs tls.ConnectionState) error { return g.requireClientCertificate(cs, remote) }
 		return conn, nil
 	}
+}
+
+// tlsALPNAddr is where TLS-ALPN-01 challenges are answered when the
+// inbound listener answers them itself.
+func tlsALPNAddr(cfg *Config) string {
+	if cfg.Inbound.TLS.ACME == nil || !cfg.Inbound.TLS.ACME.TLSALPNOnInbound {
+		return ""
+	}
+	return cfg.Inbound.Listen
 }
