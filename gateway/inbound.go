@@ -409,8 +409,13 @@ func (g *Gateway) inspectAnswer(ctx context.Context, ex *exchange, resp *forward
 	case resp.status < 200 || resp.status >= 300:
 		return nil
 	}
-	if ex.flow() == policy.DirectionOutbound && learnsFromResponse(ex.endpointID()) {
-		if err := checkTemplate(ex, resp.body); err != nil {
+	if learnsFromResponse(ex.endpointID()) {
+		if ex.flow() == policy.DirectionOutbound {
+			if err := checkTemplate(ex, resp.body); err != nil {
+				return err
+			}
+		}
+		if err := g.decideTemplate(ctx, ex, resp.body); err != nil {
 			return err
 		}
 	}

@@ -603,3 +603,36 @@ func TestReloadServerCertificate(t *testing.T) {
 		t.Errorf("certificate serial %s unchanged after reload", after)
 	}
 }
+
+func TestMakeJoinTemplateDecided(t *testing.T) {
+	uri := "/_matrix/federation/v1/make_join/" + testRoomID + "/@alice:" + remoteName + "?ver=10"
+	template := fmt.Sprintf(`{"room_version":"10","event":{"room_id":%q,"type":"m.room.member","sender":"@alice:%s","state_key":"@alice:%s","content":{"membership":"join"},"origin_server_ts":1,"depth":4,"prev_events":[],"auth_events":[]}}`,
+		testRoomID, remoteName, remoteName)
+	tests := []struct {
+		name, data string
+		status     int
+		action     string
+	}{
+		{"allowed", "", 200, actionForward},
+		{"denied", `{"denied_event_types": ["m.room.member"]}`, 403, actionDenied},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := startGateway(t, gatewayOptions{policyData: tc.data})
+			tg.hs.body = template
+			resp, answer := tg.request(http.MethodGet, uri, nil)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d; answer %v", resp.StatusCode, tc.status, answer)
+			}
+			found := false
+			for _, rec := range tg.records() {
+				if rec.Path == "bordergate/pdu/decision" && rec.Matrix.EventType == "m.room.member" {
+					found = rec.Action == tc.action && rec.Matrix.Direction == "outbound"
+				}
+			}
+			if !found {
+				t.Errorf("no outbound PDU record of the template with action %q", tc.action)
+			}
+		})
+	}
+}

@@ -233,6 +233,10 @@ type Verified struct {
 	// RedactedForHash reports whether PDU.Content was redacted because the
 	// content hash did not match.
 	RedactedForHash bool `json:"redacted_for_hash"`
+	// Template reports that the event is a make_join, make_knock or
+	// make_leave template: not yet hashed or signed, so only its format
+	// and its match with the request were checked.
+	Template bool `json:"template,omitempty"`
 }
 
 // EDU is an ephemeral data unit of a transaction.

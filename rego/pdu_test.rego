@@ -166,3 +166,15 @@ test_missing_type_denied if {
 	without_type := json.remove(fixtures.pdu, ["pdu/type"])
 	pdu.decision == fixtures.denied(["event type missing"]) with input as without_type
 }
+
+test_template_needs_only_format if {
+	decide({"verified": {"format": true, "signatures": false, "content_hash": false, "event_id": false, "template": true}}) == fixtures.allowed
+}
+
+test_template_needs_format if {
+	decide({"verified": {"format": false, "template": true}}) == fixtures.denied(["event format check failed"])
+}
+
+test_unsigned_event_denied if {
+	decide({"verified": {"signatures": false}}) == fixtures.denied(["event signatures check failed"])
+}

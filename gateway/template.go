@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/bordergate/bordergate/gateway/canonicaljson"
+	"github.com/bordergate/bordergate/policy"
+)
+
+// decideTemplate asks the PDU policy about the membership template of a
+// make_join, make_knock or make_leave answer, which travels against its
+// request. The template is not yet hashed or signed, so the policy sees
+// it marked as a template whose format matched the request; a denied
+// template refuses the answer with 403.
+func (g *Gateway) decideTemplate(ctx context.Context, ex *exchange, body []byte) error {
+	v, err := canonicaljson.Parse(body)
+	if err != nil {
+		return wrapError(http.StatusBadGateway, codeUnknown, "membership template is not acceptable JSON", err)
+	}
+	event, _ := v.Get("event")
+	version, _ := v.GetString("room_version")
+	flow := opposite(ex.flow())
+
+	rec := g.newRecord(policy.KindPDU, ex)
+	rec.Matrix.Direction = string(flow)
+	rec.Matrix.Origin, rec.Matrix.Destination = rec.Matrix.Destination, rec.Matrix.Origin
+	rec.Matrix.EventType, _ = event.GetString("type")
+	rec.Matrix.Sender, _ = event.GetString("sender")
+	rec.Matrix.RoomVersion, rec.Matrix.RoomVersionSource = version, string(policy.VersionSourceMakeJoin)
+	ex.items = append(ex.items, rec)
+
+	in := policy.NewPDUInput(flow, g.now())
+	in.Request, in.Origin, in.Destination, in.TLS = g.commonInput(ex, flow)
+	in.Room = policy.Room{RoomID: ex.match.Params["room_id"], Version: version, VersionSource: policy.VersionSourceMakeJoin}
+	in.PDU = templatePDU(event)
+	in.Verified = policy.Verified{Format: true, Template: true}
+	in.SenderEntry = g.lookupEntry(in.PDU.SenderServer)
+	in.SenderLocal = g.isLocal(in.PDU.SenderServer)
+	rec.Input = in
+
+	decision, err := g.policy.Decide(ctx, policy.KindPDU, in)
+	if err != nil {
+		rec.Action, rec.Error = actionRejected, err.Error()
+		return wrapError(http.StatusInternalServerError, codeUnknown, "policy evaluation failed", err)
+	}
+	rec.Result, rec.Allow = decisionResult(decision), decision.Allow
+	if !decision.Allow {
+		rec.Action = actionDenied
+		return newError(http.StatusForbidden, codeForbidden,
+			fmt.Sprintf("membership template denied by policy: %s", joinReasons(decision.Reasons)))
+	}
+	rec.Action = actionForward
+	return nil
+}
+
+// templatePDU returns the policy view of a membership template.
+func templatePDU(event canonicaljson.Value) policy.PDU {
+	pdu := policy.PDU{}
+	pdu.Type, _ = event.GetString("type")
+	pdu.Sender, _ = event.GetString("sender")
+	pdu.SenderServer = serverOf(pdu.Sender)
+	if key, ok := event.GetString("state_key"); ok {
+		pdu.StateKey = &key
+	}
+	if ts, ok := event.Get("origin_server_ts"); ok {
+		pdu.OriginServerTS, _ = ts.Int()
+	}
+	if depth, ok := event.Get("depth"); ok {
+		pdu.Depth, _ = depth.Int()
+	}
+	content, _ := event.Get("content")
+	pdu.Content, _ = content.Interface().(map[string]any)
+	if pdu.Content == nil {
+		pdu.Content = map[string]any{}
+	}
+	return pdu
+}
