@@ -166,3 +166,20 @@ func (g *Gateway) lookupEntry(serverName string) *policy.AllowlistEntry {
 	}
 	return policyEntry(e)
 }
+
+// decideItem evaluates the policy of kind for one PDU or EDU and records
+// the input and decision in rec. A denied item gets action "denied" and a
+// reason for the answer.
+func (g *Gateway) decideItem(ctx context.Context, kind policy.Kind, input any, rec *decisionlog.Record) (bool, string, error) {
+	rec.Input = input
+	decision, err := g.policy.Decide(ctx, kind, input)
+	if err != nil {
+		return false, "", err
+	}
+	rec.Result, rec.Allow = decisionResult(decision), decision.Allow
+	if !decision.Allow {
+		rec.Action = actionDenied
+		return false, "denied by policy: " + joinReasons(decision.Reasons), nil
+	}
+	return true, "", nil
+}

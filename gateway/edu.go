@@ -49,18 +49,12 @@ func (g *Gateway) checkEDU(ctx context.Context, ex *exchange, txn *transaction, 
 	contentMap, _ := content.Interface().(map[string]any)
 	input.EDU = policy.EDU{EDUType: eduType, Content: contentMap}
 	input.RoomIDs = rooms
-	rec.Input = input
 
-	decision, err := g.policy.Decide(ctx, policy.KindEDU, input)
+	allowed, reason, err := g.decideItem(ctx, policy.KindEDU, input, rec)
 	if err != nil {
 		return fail("policy evaluation failed: " + err.Error())
 	}
-	rec.Result, rec.Allow = decisionResult(decision), decision.Allow
-	o.allowed = decision.Allow
-	if !decision.Allow {
-		o.reason = "denied by policy: " + joinReasons(decision.Reasons)
-		rec.Action = actionDenied
-	}
+	o.allowed, o.reason = allowed, reason
 	return o
 }
 

@@ -134,17 +134,12 @@ func (g *Gateway) checkPDU(ctx context.Context, ex *exchange, raw canonicaljson.
 		return fail(err.Error())
 	}
 
-	input := g.pduInput(ex, pc, room, pdu, res)
-	rec.Input = input
-	decision, err := g.policy.Decide(ctx, policy.KindPDU, input)
+	allowed, reason, err := g.decideItem(ctx, policy.KindPDU, g.pduInput(ex, pc, room, pdu, res), rec)
 	if err != nil {
 		return fail("policy evaluation failed: " + err.Error())
 	}
-	rec.Result, rec.Allow = decisionResult(decision), decision.Allow
-	c.allowed = decision.Allow
-	if !decision.Allow {
-		c.reason = "denied by policy: " + joinReasons(decision.Reasons)
-		rec.Action = actionDenied
+	c.allowed, c.reason = allowed, reason
+	if !allowed {
 		return c
 	}
 	c.learn = roomToLearn(pdu, rv)

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
@@ -38,18 +37,14 @@ func (g *Gateway) decideTemplate(ctx context.Context, ex *exchange, body []byte)
 	in.Verified = policy.Verified{Format: true, Template: true}
 	in.SenderEntry = g.lookupEntry(in.PDU.SenderServer)
 	in.SenderLocal = g.isLocal(in.PDU.SenderServer)
-	rec.Input = in
 
-	decision, err := g.policy.Decide(ctx, policy.KindPDU, in)
+	allowed, reason, err := g.decideItem(ctx, policy.KindPDU, in, rec)
 	if err != nil {
 		rec.Action, rec.Error = actionRejected, err.Error()
 		return wrapError(http.StatusInternalServerError, codeUnknown, "policy evaluation failed", err)
 	}
-	rec.Result, rec.Allow = decisionResult(decision), decision.Allow
-	if !decision.Allow {
-		rec.Action = actionDenied
-		return newError(http.StatusForbidden, codeForbidden,
-			fmt.Sprintf("membership template denied by policy: %s", joinReasons(decision.Reasons)))
+	if !allowed {
+		return newError(http.StatusForbidden, codeForbidden, "membership template "+reason)
 	}
 	rec.Action = actionForward
 	return nil
