@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sync"
 
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
@@ -49,12 +50,7 @@ func (g *Gateway) handleTransaction(ctx context.Context, ex *exchange, w http.Re
 	if err != nil {
 		return err
 	}
-	outcomes := make([]*itemOutcome, 0, len(txn.pdus)+len(txn.edus))
-	for i, raw := range txn.pdus {
-		o := g.checkTransactionPDU(ctx, ex, txn, i, raw)
-		o.raw = raw
-		outcomes = append(outcomes, o)
-	}
+	outcomes := g.checkTransactionPDUs(ctx, ex, txn)
 	for i, raw := range txn.edus {
 		o := g.checkEDU(ctx, ex, txn, i, raw)
 		o.raw, o.edu = raw, true
@@ -117,13 +113,52 @@ func (txn *transaction) policyInfo() policy.Transaction {
 	return policy.Transaction{TxnID: txn.txnID, PDUCount: len(txn.pdus), EDUCount: len(txn.edus)}
 }
 
-// checkTransactionPDU verifies and decides one PDU of a transaction.
+// checkTransactionPDUs verifies and decides the PDUs of a transaction, in
+// their order. The checks run on all cores at once unless the transaction
+// holds a create event, whose room version later PDUs of the same
+// transaction may need: such transactions are checked one PDU after the
+// other.
+func (g *Gateway) checkTransactionPDUs(ctx context.Context, ex *exchange, txn *transaction) []*itemOutcome {
+	outcomes := make([]*itemOutcome, len(txn.pdus), len(txn.pdus)+len(txn.edus))
+	if len(txn.pdus) < 2 || holdsCreateEvent(txn.pdus) {
+		for i, raw := range txn.pdus {
+			outcomes[i] = g.checkTransactionPDU(ctx, ex, txn, i, raw)
+		}
+		return outcomes
+	}
+	workers := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, raw := range txn.pdus {
+		wg.Add(1)
+		workers <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-workers }()
+			outcomes[i] = g.checkTransactionPDU(ctx, ex, txn, i, raw)
+		}()
+	}
+	wg.Wait()
+	return outcomes
+}
+
+func holdsCreateEvent(pdus []canonicaljson.Value) bool {
+	for _, raw := range pdus {
+		if t, _ := raw.GetString("type"); t == eventTypeCreate {
+			return true
+		}
+	}
+	return false
+}
+
+// checkTransactionPDU verifies and decides one PDU of a transaction. It
+// only changes the exchange when the PDU teaches a room version, which
+// happens only in the sequential path.
 func (g *Gateway) checkTransactionPDU(ctx context.Context, ex *exchange, txn *transaction, index int, raw canonicaljson.Value) *itemOutcome {
 	checked := g.checkPDU(ctx, ex, raw, pduContext{transaction: txn.policyInfo()})
 	if checked.learn != nil {
 		ex.pending = append(ex.pending, *checked.learn)
 	}
-	o := &itemOutcome{record: checked.record, eventID: checked.eventID, allowed: checked.allowed, reason: checked.reason}
+	o := &itemOutcome{record: checked.record, eventID: checked.eventID, allowed: checked.allowed, reason: checked.reason, raw: raw}
 	if o.eventID == "" {
 		o.record.Error = appendNote(o.record.Error, fmt.Sprintf("PDU %d of the transaction has no computable event ID", index))
 	}
