@@ -92,32 +92,42 @@ type VerifyOptions struct {
 
 // VerifyWith is [Verify] with options.
 func VerifyWith(ctx context.Context, pdu *PDU, lookup keys.Lookup, opts VerifyOptions) Result {
-	rv := pdu.RoomVersion
-	hashValid := pdu.contentHashMatches()
-	res := Result{
-		EventID:          pdu.EventID,
-		ContentHashValid: hashValid,
-		RequiredSigners:  requiredSigners(pdu, rv, hashValid, opts.Origin),
-	}
-	if !res.ContentHashValid {
-		res.Redacted = Redact(pdu.Event, rv)
-	}
-
-	res.Signatures = make(map[string]map[string]SigStatus, len(res.RequiredSigners))
-	res.SignedBy = make([]string, 0, len(res.RequiredSigners))
+	res := pdu.startResult(opts)
 	signatures, _ := pdu.Event.Get("signatures")
 	for _, server := range res.RequiredSigners {
 		statuses, err := pdu.verifyServer(ctx, lookup, signatures, server)
-		if statuses != nil {
-			res.Signatures[server] = statuses
-		}
-		if err == nil {
-			res.SignedBy = append(res.SignedBy, server)
-		} else if res.Err == nil {
-			res.Err = err
-		}
+		res.addServer(server, statuses, err)
 	}
 	return res
+}
+
+// startResult returns the Result of pdu before any signature is checked.
+func (p *PDU) startResult(opts VerifyOptions) Result {
+	rv := p.RoomVersion
+	hashValid := p.contentHashMatches()
+	res := Result{
+		EventID:          p.EventID,
+		ContentHashValid: hashValid,
+		RequiredSigners:  requiredSigners(p, rv, hashValid, opts.Origin),
+	}
+	if !res.ContentHashValid {
+		res.Redacted = Redact(p.Event, rv)
+	}
+	res.Signatures = make(map[string]map[string]SigStatus, len(res.RequiredSigners))
+	res.SignedBy = make([]string, 0, len(res.RequiredSigners))
+	return res
+}
+
+// addServer records the outcome of the signatures of one required server.
+func (res *Result) addServer(server string, statuses map[string]SigStatus, err error) {
+	if statuses != nil {
+		res.Signatures[server] = statuses
+	}
+	if err == nil {
+		res.SignedBy = append(res.SignedBy, server)
+	} else if res.Err == nil {
+		res.Err = err
+	}
 }
 
 // contentHashMatches reports whether `hashes.sha256` decodes to the
@@ -135,73 +145,103 @@ func (p *PDU) contentHashMatches() bool {
 func (p *PDU) verifyServer(ctx context.Context, lookup keys.Lookup, signatures canonicaljson.Value, server string) (map[string]SigStatus, error) {
 	sigs, ok := signatures.Get(server)
 	if !ok || sigs.Len() == 0 {
-		return nil, fmt.Errorf("%w: no signature from required server %q", ErrSignature, server)
+		return nil, errNoSignature(server)
 	}
 
 	statuses := make(map[string]SigStatus, sigs.Len())
-	valid := false
-	var invalidErr, lookupErr error
+	var lookupErr error
 	for _, m := range sigs.Members() {
 		sig, _ := m.Value.Str()
 		status, err := p.checkSignature(ctx, lookup, server, m.Key, sig)
 		statuses[m.Key] = status
-		switch {
-		case status == SigValid:
-			valid = true
-		case status == SigInvalid && invalidErr == nil:
-			invalidErr = fmt.Errorf("%w: signature %s of server %q is invalid", ErrSignature, m.Key, server)
-		case status == SigLookupFailed && lookupErr == nil:
+		if status == SigLookupFailed && lookupErr == nil {
 			lookupErr = err
+		}
+	}
+	return statuses, serverOutcome(sigs, statuses, server, lookupErr)
+}
+
+func errNoSignature(server string) error {
+	return fmt.Errorf("%w: no signature from required server %q", ErrSignature, server)
+}
+
+// serverOutcome returns nil when one of the signatures sigs of server is
+// valid and none is invalid, and otherwise the error naming the first
+// invalid signature in key ID order, lookupErr, or the skipped signatures.
+func serverOutcome(sigs canonicaljson.Value, statuses map[string]SigStatus, server string, lookupErr error) error {
+	valid := false
+	for _, m := range sigs.Members() {
+		switch statuses[m.Key] {
+		case SigValid:
+			valid = true
+		case SigInvalid:
+			return fmt.Errorf("%w: signature %s of server %q is invalid", ErrSignature, m.Key, server)
 		}
 	}
 
 	switch {
-	case invalidErr != nil:
-		return statuses, invalidErr
 	case valid:
-		return statuses, nil
+		return nil
 	case lookupErr != nil:
-		return statuses, fmt.Errorf("%w: no signature from required server %q could be checked: %w", ErrSignature, server, lookupErr)
+		return fmt.Errorf("%w: no signature from required server %q could be checked: %w", ErrSignature, server, lookupErr)
 	}
-	return statuses, fmt.Errorf("%w: no signature from required server %q could be checked (%s)", ErrSignature, server, describeStatuses(sigs, statuses))
+	return fmt.Errorf("%w: no signature from required server %q could be checked (%s)", ErrSignature, server, describeStatuses(sigs, statuses))
 }
 
 // checkSignature checks the signature sig made with key keyID of server.
 // The error is set only for SigLookupFailed.
 func (p *PDU) checkSignature(ctx context.Context, lookup keys.Lookup, server, keyID, sig string) (SigStatus, error) {
+	status, key, raw, err := p.resolveSignature(ctx, lookup, server, keyID, sig)
+	if status != sigPending {
+		return status, err
+	}
+	if !verifyExpanded(key, p.signedBytes, raw[:]) {
+		return SigInvalid, nil
+	}
+	return SigValid, nil
+}
+
+// sigPending is the status resolveSignature returns for a signature that
+// passed every check but the Ed25519 verification itself.
+const sigPending SigStatus = ""
+
+// resolveSignature looks up the key keyID of server and decodes sig. It
+// returns sigPending with the expanded key and the 64 signature bytes when
+// only the Ed25519 verification remains, and the final status otherwise.
+// The error is set only for SigLookupFailed.
+func (p *PDU) resolveSignature(ctx context.Context, lookup keys.Lookup, server, keyID, sig string) (SigStatus, *expandedKey, [ed25519.SignatureSize]byte, error) {
+	var out [ed25519.SignatureSize]byte
 	if !strings.HasPrefix(keyID, "ed25519:") {
-		return SigUnsupportedAlgorithm, nil
+		return SigUnsupportedAlgorithm, nil, out, nil
 	}
 	if lookup == nil {
-		return SigUnknownKey, nil
+		return SigUnknownKey, nil, out, nil
 	}
 	key, err := lookup.LookupKey(ctx, server, keyID)
 	switch {
 	case errors.Is(err, keys.ErrRevokedKey):
-		return SigRevokedKey, nil
+		return SigRevokedKey, nil, out, nil
 	case errors.Is(err, keys.ErrUnknownKey):
-		return SigUnknownKey, nil
+		return SigUnknownKey, nil, out, nil
 	case err != nil:
-		return SigLookupFailed, fmt.Errorf("look up key %s of %q: %w", keyID, server, err)
+		return SigLookupFailed, nil, out, fmt.Errorf("look up key %s of %q: %w", keyID, server, err)
 	case len(key.Public) != ed25519.PublicKeySize:
-		return SigLookupFailed, fmt.Errorf("look up key %s of %q: public key is %d bytes, not %d", keyID, server, len(key.Public), ed25519.PublicKeySize)
+		return SigLookupFailed, nil, out, fmt.Errorf("look up key %s of %q: public key is %d bytes, not %d", keyID, server, len(key.Public), ed25519.PublicKeySize)
 	}
 	if !key.ValidForEventAt(time.UnixMilli(p.OriginServerTS), p.RoomVersion.EnforceKeyValidity) {
-		return SigExpiredKey, nil
+		return SigExpiredKey, nil, out, nil
 	}
 
 	var raw [ed25519.SignatureSize + 2]byte
 	if len(sig) > 88 {
-		return SigInvalid, nil
+		return SigInvalid, nil, out, nil
 	}
 	n, err := decodeBase64(raw[:], sig)
 	if err != nil || n != ed25519.SignatureSize {
-		return SigInvalid, nil
+		return SigInvalid, nil, out, nil
 	}
-	if !ed25519.Verify(key.Public, p.signedBytes, raw[:n]) {
-		return SigInvalid, nil
-	}
-	return SigValid, nil
+	copy(out[:], raw[:n])
+	return sigPending, publicKeys.get(key.Public), out, nil
 }
 
 // describeStatuses lists the key IDs of sigs with their outcome, in key ID
