@@ -80,10 +80,10 @@ func TestDoPinnedCertificateForServerName(t *testing.T) {
 func TestDoDiscovery(t *testing.T) {
 	f := newFixture(t)
 	p := startPeer(t, f.pki, peerOptions{names: []string{"hs.test", "srv.test", "legacy.test", "127.0.0.1"}})
-	f.dns.add(t, "hs.test. 60 IN A 127.0.0.1")
-	f.dns.add(t, "target.test. 60 IN A 127.0.0.1")
-	f.dns.add(t, fmt.Sprintf("_matrix-fed._tcp.srv.test. 60 IN SRV 10 5 %d target.test.", p.port))
-	f.dns.add(t, fmt.Sprintf("_matrix._tcp.legacy.test. 60 IN SRV 10 5 %d target.test.", p.port))
+	f.dns.Add(t, "hs.test. 60 IN A 127.0.0.1")
+	f.dns.Add(t, "target.test. 60 IN A 127.0.0.1")
+	f.dns.Add(t, fmt.Sprintf("_matrix-fed._tcp.srv.test. 60 IN SRV 10 5 %d target.test.", p.port))
+	f.dns.Add(t, fmt.Sprintf("_matrix._tcp.legacy.test. 60 IN SRV 10 5 %d target.test.", p.port))
 
 	tests := []struct {
 		name       string
@@ -122,8 +122,8 @@ func TestDoSRVCertificateForServerName(t *testing.T) {
 	// certificate valid only for the SRV target is rejected.
 	f := newFixture(t)
 	p := startPeer(t, f.pki, peerOptions{names: []string{"target.test"}})
-	f.dns.add(t, "target.test. 60 IN A 127.0.0.1")
-	f.dns.add(t, fmt.Sprintf("_matrix-fed._tcp.srv.test. 60 IN SRV 10 5 %d target.test.", p.port))
+	f.dns.Add(t, "target.test. 60 IN A 127.0.0.1")
+	f.dns.Add(t, fmt.Sprintf("_matrix-fed._tcp.srv.test. 60 IN SRV 10 5 %d target.test.", p.port))
 
 	_, _, err := get(t, f.client(t, nil), "srv.test", "/")
 	if !errors.Is(err, ErrTLS) {
@@ -175,12 +175,12 @@ func TestDoWellKnownDelegation(t *testing.T) {
 		"wk-wrong.test": fmt.Sprintf(`{"m.server":"delegated-wrong.test:%d"}`, wrongCert.port),
 	})
 	for _, name := range []string{"wk-port.test", "wk-srv.test", "wk-wrong.test"} {
-		f.dns.add(t, name+". 60 IN A "+wellKnownIP)
+		f.dns.Add(t, name+". 60 IN A "+wellKnownIP)
 	}
-	f.dns.add(t, "delegated.test. 60 IN A 127.0.0.1")
-	f.dns.add(t, "delegated-wrong.test. 60 IN A 127.0.0.1")
-	f.dns.add(t, "srv-target.test. 60 IN A 127.0.0.1")
-	f.dns.add(t, fmt.Sprintf("_matrix-fed._tcp.delegated-srv.test. 60 IN SRV 10 5 %d srv-target.test.", p.port))
+	f.dns.Add(t, "delegated.test. 60 IN A 127.0.0.1")
+	f.dns.Add(t, "delegated-wrong.test. 60 IN A 127.0.0.1")
+	f.dns.Add(t, "srv-target.test. 60 IN A 127.0.0.1")
+	f.dns.Add(t, fmt.Sprintf("_matrix-fed._tcp.delegated-srv.test. 60 IN SRV 10 5 %d srv-target.test.", p.port))
 
 	c := f.client(t, nil)
 	tests := []struct {
@@ -223,8 +223,8 @@ func TestDoCertificateRejected(t *testing.T) {
 	other := newTestPKI(t)
 	mismatch := startPeer(t, f.pki, peerOptions{names: []string{"hs.test"}})
 	otherCA := startPeer(t, other, peerOptions{names: []string{"other-ca.test"}})
-	f.dns.add(t, "other.test. 60 IN A 127.0.0.1")
-	f.dns.add(t, "other-ca.test. 60 IN A 127.0.0.1")
+	f.dns.Add(t, "other.test. 60 IN A 127.0.0.1")
+	f.dns.Add(t, "other-ca.test. 60 IN A 127.0.0.1")
 
 	tests := []struct {
 		name       string
@@ -268,8 +268,8 @@ func TestDoCertificateRejected(t *testing.T) {
 func TestDoPrivateAddress(t *testing.T) {
 	f := newFixture(t)
 	p := startPeer(t, f.pki, peerOptions{names: []string{"hs.test", "127.0.0.1"}})
-	f.dns.add(t, "hs.test. 60 IN A 127.0.0.1")
-	resolver := f.dns.resolver()
+	f.dns.Add(t, "hs.test. 60 IN A 127.0.0.1")
+	resolver := f.dns.Resolver()
 
 	tests := []struct {
 		name       string
@@ -434,9 +434,9 @@ func TestDoNoReuseAcrossServerNames(t *testing.T) {
 			// client's keying keeps the connections apart.
 			a, b := tt.name+"-a.test", tt.name+"-b.test"
 			p := startPeer(t, f.pki, peerOptions{names: []string{a, b}, http2: tt.http2})
-			f.dns.add(t, "shared.test. 60 IN A 127.0.0.1")
+			f.dns.Add(t, "shared.test. 60 IN A 127.0.0.1")
 			for _, name := range []string{a, b} {
-				f.dns.add(t, fmt.Sprintf("_matrix-fed._tcp.%s. 60 IN SRV 10 5 %d shared.test.", name, p.port))
+				f.dns.Add(t, fmt.Sprintf("_matrix-fed._tcp.%s. 60 IN SRV 10 5 %d shared.test.", name, p.port))
 			}
 			c := f.client(t, nil)
 
@@ -464,7 +464,7 @@ func TestDoNoReuseBetweenPinnedAndDiscovered(t *testing.T) {
 	// goes through two dialers with different address checks.
 	f := newFixture(t)
 	p := startPeer(t, f.pki, peerOptions{})
-	f.dns.add(t, "hs.test. 60 IN A 127.0.0.1")
+	f.dns.Add(t, "hs.test. 60 IN A 127.0.0.1")
 	serverName := p.withPort("hs.test")
 	pinned := true
 	c := f.client(t, func(cfg *Config) {
@@ -649,9 +649,9 @@ func TestDoUnreachable(t *testing.T) {
 	}
 	closedAddr := ln.Addr().String()
 	ln.Close()
-	f.dns.add(t, "refused.test. 60 IN A 127.0.0.1")
-	f.dns.fail("_matrix-fed._tcp.servfail.test")
-	f.dns.fail("servfail.test")
+	f.dns.Add(t, "refused.test. 60 IN A 127.0.0.1")
+	f.dns.Fail("_matrix-fed._tcp.servfail.test")
+	f.dns.Fail("servfail.test")
 
 	_, closedPort, _ := net.SplitHostPort(closedAddr)
 	tests := []struct {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"github.com/bordergate/bordergate/gateway/internal/testdns"
 	"io"
 	"log"
 	"math/rand/v2"
@@ -12,13 +13,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/miekg/dns"
 
 	"github.com/bordergate/bordergate/certs"
 	"github.com/bordergate/bordergate/gateway/keys"
@@ -194,120 +192,22 @@ func (p *peer) requestCount() int {
 	return len(p.requests)
 }
 
-// dnsServer is an authoritative DNS server on 127.0.0.1 that answers from
-// records added by the test.
-type dnsServer struct {
-	udpAddr string
-	tcpAddr string
-
-	mu       sync.Mutex // guards records and servfail
-	records  map[string][]dns.RR
-	servfail map[string]bool
-}
-
-func startDNS(t testing.TB) *dnsServer {
-	t.Helper()
-	s := &dnsServer{records: map[string][]dns.RR{}, servfail: map[string]bool{}}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen DNS on udp: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen DNS on tcp: %v", err)
-	}
-	s.udpAddr = pc.LocalAddr().String()
-	s.tcpAddr = ln.Addr().String()
-
-	udp := &dns.Server{PacketConn: pc, Handler: s}
-	tcp := &dns.Server{Listener: ln, Handler: s}
-	go udp.ActivateAndServe()
-	go tcp.ActivateAndServe()
-	t.Cleanup(func() {
-		udp.Shutdown()
-		tcp.Shutdown()
-	})
-	return s
-}
-
-// add adds a record in zone file syntax.
-func (s *dnsServer) add(t testing.TB, record string) {
-	t.Helper()
-	rr, err := dns.NewRR(record)
-	if err != nil {
-		t.Fatalf("parse DNS record %q: %v", record, err)
-	}
-	name := strings.ToLower(rr.Header().Name)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.records[name] = append(s.records[name], rr)
-}
-
-// fail makes every query for name return SERVFAIL.
-func (s *dnsServer) fail(name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.servfail[dns.Fqdn(strings.ToLower(name))] = true
-}
-
-// ServeDNS returns NXDOMAIN for unknown names and an empty answer for
-// known names without records of the requested type.
-func (s *dnsServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
-	resp := new(dns.Msg)
-	resp.SetReply(req)
-	resp.Authoritative = true
-	s.mu.Lock()
-	for _, q := range req.Question {
-		name := strings.ToLower(q.Name)
-		if s.servfail[name] {
-			resp.Rcode = dns.RcodeServerFailure
-			continue
-		}
-		records, ok := s.records[name]
-		if !ok {
-			resp.Rcode = dns.RcodeNameError
-			continue
-		}
-		for _, rr := range records {
-			if rr.Header().Rrtype == q.Qtype {
-				resp.Answer = append(resp.Answer, rr)
-			}
-		}
-	}
-	s.mu.Unlock()
-	w.WriteMsg(resp)
-}
-
-// resolver returns a resolver that sends every query to s.
-func (s *dnsServer) resolver() *net.Resolver {
-	return &net.Resolver{
-		PreferGo: true,
-		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			if strings.HasPrefix(network, "tcp") {
-				return d.DialContext(ctx, "tcp", s.tcpAddr)
-			}
-			return d.DialContext(ctx, "udp", s.udpAddr)
-		},
-	}
-}
-
 // fixture is a test CA and DNS server with a client factory.
 type fixture struct {
 	pki *testPKI
-	dns *dnsServer
+	dns *testdns.Server
 }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	return &fixture{pki: newTestPKI(t), dns: startDNS(t)}
+	return &fixture{pki: newTestPKI(t), dns: testdns.Start(t)}
 }
 
 // client returns a Client that resolves with f's DNS server, trusts f's
 // CA and accepts loopback addresses unless edit changes the config.
 func (f *fixture) client(t testing.TB, edit func(*Config)) *Client {
 	t.Helper()
-	resolver := f.dns.resolver()
+	resolver := f.dns.Resolver()
 	dialer := &keys.Dialer{AllowPrivate: true, Resolver: resolver}
 	cfg := Config{
 		Dialer:  dialer,

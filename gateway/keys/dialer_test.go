@@ -3,6 +3,7 @@ package keys
 import (
 	"context"
 	"errors"
+	"github.com/bordergate/bordergate/gateway/internal/testdns"
 	"net"
 	"net/netip"
 	"strings"
@@ -122,9 +123,9 @@ func listenLoopback(t *testing.T) string {
 func TestDialerDialLoopback(t *testing.T) {
 	addr := listenLoopback(t)
 	_, port, _ := net.SplitHostPort(addr)
-	dnsSrv := newDNSServer(t)
-	dnsSrv.add("loopback.test. 60 IN A 127.0.0.1")
-	resolver := dnsSrv.resolver()
+	dnsSrv := testdns.Start(t)
+	dnsSrv.Add(t, "loopback.test. 60 IN A 127.0.0.1")
+	resolver := dnsSrv.Resolver()
 
 	tests := []struct {
 		name    string
@@ -191,8 +192,8 @@ func TestDialOperatorSkipsCheck(t *testing.T) {
 }
 
 func TestDialerUnknownName(t *testing.T) {
-	dnsSrv := newDNSServer(t)
-	d := Dialer{AllowPrivate: true, Resolver: dnsSrv.resolver()}
+	dnsSrv := testdns.Start(t)
+	d := Dialer{AllowPrivate: true, Resolver: dnsSrv.Resolver()}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := d.DialContext(ctx, "tcp", "missing.test:8448")

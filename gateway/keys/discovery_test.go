@@ -3,6 +3,7 @@ package keys
 import (
 	"context"
 	"fmt"
+	"github.com/bordergate/bordergate/gateway/internal/testdns"
 	"net"
 	"net/http"
 	"strconv"
@@ -76,7 +77,7 @@ func (s *wellKnownServer) url(host string) string {
 // discoveryFixture is a DNS server and a .well-known server on loopback
 // with the names of every discovery branch.
 type discoveryFixture struct {
-	dns       *dnsServer
+	dns       *testdns.Server
 	wellKnown *wellKnownServer
 	ca        *testCA
 }
@@ -90,9 +91,9 @@ func newDiscoveryFixture(t *testing.T) *discoveryFixture {
 		"wk-http.test", "wk-404.test", "wk-badjson.test", "wk-nomserver.test", "wk-badname.test",
 		"wk-cache.test", "srv-dot.test",
 	}
-	f := &discoveryFixture{dns: newDNSServer(t), wellKnown: newWellKnownServer(t, ca, certNames...), ca: ca}
+	f := &discoveryFixture{dns: testdns.Start(t), wellKnown: newWellKnownServer(t, ca, certNames...), ca: ca}
 	for _, name := range append(certNames, "wk-certmismatch.test") {
-		f.dns.add(name + ". 60 IN A 127.0.0.1")
+		f.dns.Add(t, name+". 60 IN A 127.0.0.1")
 	}
 
 	wk := f.wellKnown
@@ -101,13 +102,13 @@ func newDiscoveryFixture(t *testing.T) *discoveryFixture {
 	wk.serveJSON("wk-ipv6.test", `{"m.server":"[::1]"}`)
 	wk.serveJSON("wk-hostport.test", `{"m.server":"delegated.test:9001"}`)
 	wk.serveJSON("wk-fed.test", `{"m.server":"delegated-fed.test"}`)
-	f.dns.add("_matrix-fed._tcp.delegated-fed.test. 60 IN SRV 10 5 9002 target-fed.test.")
+	f.dns.Add(t, "_matrix-fed._tcp.delegated-fed.test. 60 IN SRV 10 5 9002 target-fed.test.")
 	wk.serveJSON("wk-legacy.test", `{"m.server":"delegated-legacy.test"}`)
-	f.dns.add("delegated-legacy.test. 60 IN A 127.0.0.1")
-	f.dns.add("_matrix._tcp.delegated-legacy.test. 60 IN SRV 10 5 9003 target-legacy.test.")
+	f.dns.Add(t, "delegated-legacy.test. 60 IN A 127.0.0.1")
+	f.dns.Add(t, "_matrix._tcp.delegated-legacy.test. 60 IN SRV 10 5 9003 target-legacy.test.")
 	wk.serveJSON("wk-both.test", `{"m.server":"delegated-both.test"}`)
-	f.dns.add("_matrix-fed._tcp.delegated-both.test. 60 IN SRV 10 5 9004 target-fed.test.")
-	f.dns.add("_matrix._tcp.delegated-both.test. 60 IN SRV 10 5 9005 target-legacy.test.")
+	f.dns.Add(t, "_matrix-fed._tcp.delegated-both.test. 60 IN SRV 10 5 9004 target-fed.test.")
+	f.dns.Add(t, "_matrix._tcp.delegated-both.test. 60 IN SRV 10 5 9005 target-legacy.test.")
 	wk.serveJSON("wk-plain.test", `{"m.server":"delegated-plain.test"}`)
 	wk.handle("wk-redirect.test", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, wk.url("wk-ip.test"), http.StatusFound)
@@ -118,21 +119,21 @@ func newDiscoveryFixture(t *testing.T) *discoveryFixture {
 	wk.handle("wk-http.test", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "http://wk-ip.test/.well-known/matrix/server", http.StatusFound)
 	})
-	f.dns.add("_matrix-fed._tcp.wk-404.test. 60 IN SRV 10 5 9006 target-fed.test.")
-	f.dns.add("_matrix-fed._tcp.wk-404.test. 60 IN SRV 20 5 9007 target-backup.test.")
+	f.dns.Add(t, "_matrix-fed._tcp.wk-404.test. 60 IN SRV 10 5 9006 target-fed.test.")
+	f.dns.Add(t, "_matrix-fed._tcp.wk-404.test. 60 IN SRV 20 5 9007 target-backup.test.")
 	wk.serveJSON("wk-badjson.test", `{"m.server":`)
-	f.dns.add("_matrix._tcp.wk-badjson.test. 60 IN SRV 10 5 9008 target-legacy.test.")
+	f.dns.Add(t, "_matrix._tcp.wk-badjson.test. 60 IN SRV 10 5 9008 target-legacy.test.")
 	wk.serveJSON("wk-nomserver.test", `{"m.other":"x"}`)
 	wk.serveJSON("wk-badname.test", `{"m.server":"bad_name.test"}`)
 	wk.serveJSON("wk-certmismatch.test", `{"m.server":"127.0.0.5"}`)
-	f.dns.add("_matrix-fed._tcp.srv-dot.test. 60 IN SRV 0 0 0 .")
-	f.dns.failName("servfail.test")
-	f.dns.failName("_matrix-fed._tcp.servfail.test")
+	f.dns.Add(t, "_matrix-fed._tcp.srv-dot.test. 60 IN SRV 0 0 0 .")
+	f.dns.Fail("servfail.test")
+	f.dns.Fail("_matrix-fed._tcp.servfail.test")
 	return f
 }
 
 func (f *discoveryFixture) discovery(clock *fakeClock) *Discovery {
-	resolver := f.dns.resolver()
+	resolver := f.dns.Resolver()
 	d := NewDiscovery(DiscoveryConfig{
 		Resolver: resolver,
 		Dialer:   &Dialer{AllowPrivate: true, Resolver: resolver},
@@ -227,7 +228,7 @@ func TestDiscoveryResolveErrors(t *testing.T) {
 
 func TestDiscoveryWellKnownForbiddenAddress(t *testing.T) {
 	f := newDiscoveryFixture(t)
-	resolver := f.dns.resolver()
+	resolver := f.dns.Resolver()
 	d := NewDiscovery(DiscoveryConfig{Resolver: resolver, RootCAs: f.ca.pool, Now: newFakeClock().Now})
 	d.wellKnownPort = f.wellKnown.port
 

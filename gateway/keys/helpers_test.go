@@ -1,7 +1,6 @@
 package keys
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -16,12 +15,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/miekg/dns"
 
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
 )
@@ -192,99 +188,4 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
-}
-
-// dnsServer is an authoritative DNS server on 127.0.0.1 for test names.
-type dnsServer struct {
-	udpAddr string
-	tcpAddr string
-
-	mu       sync.Mutex // guards records and servfail
-	records  map[string][]dns.RR
-	servfail map[string]bool
-}
-
-func newDNSServer(t *testing.T) *dnsServer {
-	t.Helper()
-	s := &dnsServer{records: map[string][]dns.RR{}, servfail: map[string]bool{}}
-
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen DNS udp: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen DNS tcp: %v", err)
-	}
-	s.udpAddr = pc.LocalAddr().String()
-	s.tcpAddr = ln.Addr().String()
-
-	udp := &dns.Server{PacketConn: pc, Handler: s}
-	tcp := &dns.Server{Listener: ln, Handler: s}
-	go func() { _ = udp.ActivateAndServe() }()
-	go func() { _ = tcp.ActivateAndServe() }()
-	t.Cleanup(func() {
-		_ = udp.Shutdown()
-		_ = tcp.Shutdown()
-	})
-	return s
-}
-
-func (s *dnsServer) add(rr string) {
-	r, err := dns.NewRR(rr)
-	if err != nil {
-		panic(err)
-	}
-	name := strings.ToLower(r.Header().Name)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.records[name] = append(s.records[name], r)
-}
-
-func (s *dnsServer) failName(name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.servfail[dns.Fqdn(strings.ToLower(name))] = true
-}
-
-// ServeDNS answers from the records: NXDOMAIN for unknown names, an empty
-// answer for known names without records of the asked type.
-func (s *dnsServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
-	resp := new(dns.Msg)
-	resp.SetReply(req)
-	resp.Authoritative = true
-	s.mu.Lock()
-	for _, q := range req.Question {
-		name := strings.ToLower(q.Name)
-		if s.servfail[name] {
-			resp.Rcode = dns.RcodeServerFailure
-			continue
-		}
-		rrs, ok := s.records[name]
-		if !ok {
-			resp.Rcode = dns.RcodeNameError
-			continue
-		}
-		for _, rr := range rrs {
-			if rr.Header().Rrtype == q.Qtype {
-				resp.Answer = append(resp.Answer, rr)
-			}
-		}
-	}
-	s.mu.Unlock()
-	_ = w.WriteMsg(resp)
-}
-
-// resolver returns a Go resolver that sends every query to s.
-func (s *dnsServer) resolver() *net.Resolver {
-	return &net.Resolver{
-		PreferGo: true,
-		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			if strings.HasPrefix(network, "tcp") {
-				return d.DialContext(ctx, "tcp", s.tcpAddr)
-			}
-			return d.DialContext(ctx, "udp", s.udpAddr)
-		},
-	}
 }

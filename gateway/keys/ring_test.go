@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"github.com/bordergate/bordergate/gateway/internal/testdns"
 	"io"
 	"log/slog"
 	"net"
@@ -640,14 +641,14 @@ func TestRingDiscoveryByName(t *testing.T) {
 			ks := startKeyServer(t, ca, tt.certName)
 			_, port, _ := net.SplitHostPort(ks.addr)
 			serverName := "keys.test:" + port
-			dnsSrv := newDNSServer(t)
-			dnsSrv.add("keys.test. 60 IN A 127.0.0.1")
+			dnsSrv := testdns.Start(t)
+			dnsSrv.Add(t, "keys.test. 60 IN A 127.0.0.1")
 			clock := newFakeClock()
 			ks.publish(signedResponse(serverName, clock.Now(), keyA))
 			r := newTestRing(t, Config{
 				AllowedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 				RootCAs:         ca.pool,
-				Resolver:        dnsSrv.resolver(),
+				Resolver:        dnsSrv.Resolver(),
 				Now:             clock.Now,
 			})
 
