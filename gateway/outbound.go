@@ -111,32 +111,13 @@ type egressSender struct {
 // send sends the homeserver's request to the peer ex names, with its raw
 // target and exact body.
 func (s egressSender) send(ctx context.Context, ex *exchange, body []byte, auth []string) (*http.Response, context.CancelFunc, error) {
-	in := ex.r
 	ctx, cancel := context.WithCancel(ctx)
-	out, err := http.NewRequestWithContext(ctx, in.Method, "https://"+ex.destination, bytes.NewReader(body))
+	out, err := outboundRequest(ctx, ex, body, auth)
 	if err != nil {
 		cancel()
-		return nil, nil, wrapError(http.StatusInternalServerError, codeUnknown, "building the outbound request failed", err)
+		return nil, nil, err
 	}
-	out.URL.Opaque = rawTarget(in)
-	out.Header = in.Header.Clone()
-	for _, name := range in.Header.Values("Connection") {
-		for _, field := range strings.Split(name, ",") {
-			out.Header.Del(strings.TrimSpace(field))
-		}
-	}
-	for _, name := range hopHeaders {
-		out.Header.Del(name)
-	}
-	out.Header.Del("Content-Length")
-	out.Header.Del("Authorization")
-	for _, value := range auth {
-		out.Header.Add("Authorization", value)
-	}
-	out.ContentLength = int64(len(body))
-	if len(body) == 0 {
-		out.Body = http.NoBody
-	}
+
 	var resp *http.Response
 	if ex.endpointID() == "well_known" {
 		host, _, _ := servername.Split(ex.destination)
@@ -156,6 +137,39 @@ func (s egressSender) send(ctx context.Context, ex *exchange, body []byte, auth 
 	return resp, cancel, nil
 }
 
+// outboundRequest builds the onward request: the homeserver's method, raw
+// target and exact body, its end-to-end headers, and the verified
+// Authorization headers only.
+func outboundRequest(ctx context.Context, ex *exchange, body []byte, auth []string) (*http.Request, error) {
+	in := ex.r
+	out, err := http.NewRequestWithContext(ctx, in.Method, "https://"+ex.destination, bytes.NewReader(body))
+	if err != nil {
+		return nil, wrapError(http.StatusInternalServerError, codeUnknown, "building the outbound request failed", err)
+	}
+	out.URL.Opaque = rawTarget(in)
+
+	out.Header = in.Header.Clone()
+	for _, name := range in.Header.Values("Connection") {
+		for _, field := range strings.Split(name, ",") {
+			out.Header.Del(strings.TrimSpace(field))
+		}
+	}
+	for _, name := range hopHeaders {
+		out.Header.Del(name)
+	}
+	out.Header.Del("Content-Length")
+	out.Header.Del("Authorization")
+	for _, value := range auth {
+		out.Header.Add("Authorization", value)
+	}
+
+	out.ContentLength = int64(len(body))
+	if len(body) == 0 {
+		out.Body = http.NoBody
+	}
+	return out, nil
+}
+
 // rawTarget returns the origin-form request target of r, also for the
 // absolute form that a plain forward-proxy request uses.
 func rawTarget(r *http.Request) string {
@@ -170,7 +184,7 @@ func rawTarget(r *http.Request) string {
 	return target
 }
 
-// egressError maps a failed onward connection to the answer the local
+// egressError maps a failed onward connection to the response the local
 // homeserver gets: 502 so that it retries later, 504 on a timeout.
 func egressError(err error) *matrixError {
 	var netErr net.Error
