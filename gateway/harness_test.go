@@ -121,6 +121,8 @@ type gatewayOptions struct {
 	outbound bool
 	// requireClientCert sets inbound.tls.require_client_certificate.
 	requireClientCert bool
+	// altServerName, when set, is a second local server name.
+	altServerName string
 }
 
 func startGateway(t *testing.T, opts gatewayOptions) *testGateway {
@@ -184,7 +186,11 @@ func startGateway(t *testing.T, opts gatewayOptions) *testGateway {
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
-	config := fmt.Sprintf(`server_names: [%q]
+	serverNames := fmt.Sprintf("%q", localName)
+	if opts.altServerName != "" {
+		serverNames += fmt.Sprintf(", %q", opts.altServerName)
+	}
+	config := fmt.Sprintf(`server_names: [%s]
 inbound:
   listen: 127.0.0.1:1
   tls: {cert_file: cert.pem, key_file: key.pem, client_ca_file: ca.pem, require_client_certificate: %t}
@@ -195,7 +201,7 @@ allowlist: {file: allowlist.yaml}
 rooms: {seed_file: rooms.yaml}
 policy: {paths: [%q], data_file: policy-data.json}
 decision_log: {file: decisions.jsonl}
-%s`, localName, opts.requireClientCert, opts.maxConcurrent, hsURL, timeout, regoDir(t), outboundConfig)
+%s`, serverNames, opts.requireClientCert, opts.maxConcurrent, hsURL, timeout, regoDir(t), outboundConfig)
 	writeFile(t, dir, "bordergate.yaml", config)
 	cfg, err := LoadConfig(filepath.Join(dir, "bordergate.yaml"))
 	if err != nil {

@@ -402,9 +402,8 @@ func TestHostileAuthorization(t *testing.T) {
 	})
 
 	t.Run("no destination with two server names", func(t *testing.T) {
-		tg := startGateway(t, gatewayOptions{})
 		const altName = "hs2-alt.test"
-		tg.gw.cfg.ServerNames = []string{localName, altName}
+		tg := startGateway(t, gatewayOptions{altServerName: altName})
 		b := body(tg)
 		v, _ := canonicaljson.Parse(b)
 		creds := xmatrix.Sign(tg.key, remoteKeyID, http.MethodPut, uri, remoteName, altName, &v)
