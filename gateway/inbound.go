@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/bordergate/bordergate/certs"
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
@@ -34,7 +33,6 @@ const maxBodyValues = 1 << 18
 // pipeline. Each step fills in what it verified.
 type exchange struct {
 	r     *http.Request
-	start time.Time
 	match routes.Result
 	// direction is the way the request travels: inbound from a peer, or
 	// outbound from the local homeserver. Empty means inbound.
@@ -75,7 +73,7 @@ type exchange struct {
 
 // ServeHTTP runs the inbound pipeline on one federation request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	g.serve(w, r, &exchange{r: r, start: g.now()})
+	g.serve(w, r, &exchange{r: r})
 }
 
 // serve runs the pipeline on the request of ex and answers it.
@@ -410,14 +408,7 @@ func (g *Gateway) inspectAnswer(ctx context.Context, ex *exchange, resp *forward
 		return nil
 	}
 	if learnsFromResponse(ex.endpointID()) {
-		if ex.flow() == policy.DirectionOutbound {
-			if err := checkTemplate(ex, resp.body); err != nil {
-				return err
-			}
-		}
-		if err := g.decideTemplate(ctx, ex, resp.body); err != nil {
-			return err
-		}
+		return g.inspectTemplate(ctx, ex, resp.body)
 	}
 	// The events of an answer travel against the request: the local
 	// homeserver's leave the administration, a peer's come in.
@@ -431,9 +422,7 @@ func (g *Gateway) inspectAnswer(ctx context.Context, ex *exchange, resp *forward
 			return err
 		}
 	}
-	// Only an answer that passed every check teaches a room version or a
-	// delegation.
-	g.learnFromTemplate(ctx, ex, resp.body)
+	// Only a response that passed every check teaches a delegation.
 	if ex.flow() == policy.DirectionOutbound && ex.endpointID() == "well_known" {
 		g.delegations.learn(ex.destination, resp.body)
 	}

@@ -161,9 +161,10 @@ func (g *Gateway) membershipPDU(ex *exchange) (canonicaljson.Value, pduContext, 
 // are the same, so a room the gateway does not know is checked as version
 // 1, and one it knows as any other version is refused.
 func (g *Gateway) inviteV1PDU(ex *exchange, roomID string) (canonicaljson.Value, pduContext, error) {
-	version, _, err := g.roomVersionFor(roomID)
+	known, ok := g.store.RoomVersion(roomID)
+	version := known.Version
 	switch {
-	case err != nil:
+	case !ok:
 		return ex.content, pduContext{version: "1", source: policy.VersionSourceInvite}, nil
 	case version != "1" && version != "2":
 		e := newError(http.StatusBadRequest, codeIncompatibleRoom,

@@ -97,7 +97,7 @@ func outboundTarget(r *http.Request) string {
 // ServeOutbound runs the pipeline on one request of the local homeserver
 // to a peer.
 func (g *Gateway) ServeOutbound(w http.ResponseWriter, r *http.Request) {
-	g.serve(w, r, &exchange{r: r, start: g.now(), direction: policy.DirectionOutbound})
+	g.serve(w, r, &exchange{r: r, direction: policy.DirectionOutbound})
 }
 
 // egressSender sends outbound requests to peers.
@@ -428,38 +428,6 @@ func (g *Gateway) checkKeyResponse(ctx context.Context, ex *exchange, body []byt
 		return body, nil
 	}
 	return canonicaljson.Encode(v.With("server_keys", canonicaljson.ArrayValue(kept...))), nil
-}
-
-// checkTemplate applies the checks the Matrix specification asks of a
-// server that receives a make_join, make_knock or make_leave template
-// from a peer: the event must be the membership event of the user and
-// room of the request, with the endpoint's membership. A template that is
-// not is refused with 502, so the homeserver never signs it.
-func checkTemplate(ex *exchange, body []byte) error {
-	v, err := canonicaljson.Parse(body)
-	if err != nil {
-		return wrapError(http.StatusBadGateway, codeUnknown, "membership template is not acceptable JSON", err)
-	}
-	event, _ := v.Get("event")
-	want := map[string]string{
-		"room_id":   ex.match.Params["room_id"],
-		"type":      "m.room.member",
-		"sender":    ex.match.Params["user_id"],
-		"state_key": ex.match.Params["user_id"],
-	}
-	for field, value := range want {
-		if got, _ := event.GetString(field); got != value {
-			return newError(http.StatusBadGateway, codeUnknown,
-				fmt.Sprintf("membership template %s is %q, not %q", field, got, value))
-		}
-	}
-	membership := strings.TrimPrefix(ex.endpointID(), "make_")
-	content, _ := event.Get("content")
-	if got, _ := content.GetString("membership"); got != membership {
-		return newError(http.StatusBadGateway, codeUnknown,
-			fmt.Sprintf("membership template membership is %q, not %q", got, membership))
-	}
-	return nil
 }
 
 // loadClientCertificate loads the gateway's client certificate, reread

@@ -140,32 +140,3 @@ func learnsFromResponse(endpoint string) bool {
 	}
 	return false
 }
-
-// learnFromTemplate learns the room version stated in the local
-// homeserver's make_join, make_knock or make_leave answer.
-func (g *Gateway) learnFromTemplate(ctx context.Context, ex *exchange, body []byte) {
-	if !learnsFromResponse(ex.match.Route.ID) {
-		return
-	}
-	v, err := canonicaljson.Parse(body)
-	if err != nil {
-		return
-	}
-	version, ok := v.GetString("room_version")
-	if !ok {
-		return
-	}
-	g.learnRoom(ctx, ex.match.Params["room_id"], version, policy.VersionSourceMakeJoin)
-}
-
-var errUnknownRoomVersion = errors.New("unknown room version")
-
-// roomVersionFor returns the version of a room the request names, for
-// membership endpoints.
-func (g *Gateway) roomVersionFor(roomID string) (string, policy.VersionSource, error) {
-	known, ok := g.store.RoomVersion(roomID)
-	if !ok {
-		return "", policy.VersionSourceUnknown, errUnknownRoomVersion
-	}
-	return known.Version, policy.VersionSource(known.Source), nil
-}

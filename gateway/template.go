@@ -2,22 +2,71 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
 	"github.com/bordergate/bordergate/policy"
 )
 
-// decideTemplate asks the PDU policy about the membership template of a
-// make_join, make_knock or make_leave answer, which travels against its
-// request. The template is not yet hashed or signed, so the policy sees
-// it marked as a template whose format matched the request; a denied
-// template refuses the answer with 403.
-func (g *Gateway) decideTemplate(ctx context.Context, ex *exchange, body []byte) error {
+// inspectTemplate checks and decides the membership template of a
+// make_join, make_knock or make_leave response, then learns the room
+// version it states. Only the local homeserver's own templates skip the
+// checks of their shape, because the gateway trusts that homeserver.
+func (g *Gateway) inspectTemplate(ctx context.Context, ex *exchange, body []byte) error {
 	v, err := canonicaljson.Parse(body)
 	if err != nil {
 		return wrapError(http.StatusBadGateway, codeUnknown, "membership template is not acceptable JSON", err)
 	}
+	if ex.flow() == policy.DirectionOutbound {
+		if err := checkTemplate(ex, v); err != nil {
+			return err
+		}
+	}
+	if err := g.decideTemplate(ctx, ex, v); err != nil {
+		return err
+	}
+	if version, ok := v.GetString("room_version"); ok {
+		g.learnRoom(ctx, ex.match.Params["room_id"], version, policy.VersionSourceMakeJoin)
+	}
+	return nil
+}
+
+// checkTemplate applies the checks the Matrix specification requires of a
+// server that receives a make_join, make_knock or make_leave template
+// from a peer: the event must be the membership event of the user and
+// room of the request, with the endpoint's membership. A template that is
+// not is refused with 502, so the homeserver never signs it.
+func checkTemplate(ex *exchange, v canonicaljson.Value) error {
+	event, _ := v.Get("event")
+	want := map[string]string{
+		"room_id":   ex.match.Params["room_id"],
+		"type":      "m.room.member",
+		"sender":    ex.match.Params["user_id"],
+		"state_key": ex.match.Params["user_id"],
+	}
+	for field, value := range want {
+		if got, _ := event.GetString(field); got != value {
+			return newError(http.StatusBadGateway, codeUnknown,
+				fmt.Sprintf("membership template %s is %q, not %q", field, got, value))
+		}
+	}
+	membership := strings.TrimPrefix(ex.endpointID(), "make_")
+	content, _ := event.Get("content")
+	if got, _ := content.GetString("membership"); got != membership {
+		return newError(http.StatusBadGateway, codeUnknown,
+			fmt.Sprintf("membership template membership is %q, not %q", got, membership))
+	}
+	return nil
+}
+
+// decideTemplate evaluates the PDU policy on the membership template of a
+// make_join, make_knock or make_leave response, which travels against its
+// request. The template is not yet hashed or signed, so the policy sees
+// it marked as a template whose format matched the request; a denied
+// template refuses the answer with 403.
+func (g *Gateway) decideTemplate(ctx context.Context, ex *exchange, v canonicaljson.Value) error {
 	event, _ := v.Get("event")
 	version, _ := v.GetString("room_version")
 	flow := opposite(ex.flow())
