@@ -22,8 +22,8 @@ import (
 //
 // Keys are only looked up for servers on the allow-list, so that an
 // unknown origin cannot make the gateway fetch keys from wherever it
-// names; such a request stays unauthenticated, the request policy sees
-// that, and the pipeline refuses it if the policy does not.
+// names; such a request stays unauthenticated. The request policy gets
+// it marked so, and the pipeline rejects it if the policy does not.
 func (g *Gateway) authenticate(ctx context.Context, ex *exchange) error {
 	if err := g.checkClientCertificate(ex); err != nil {
 		return err
@@ -158,7 +158,7 @@ func (g *Gateway) requireClientCertificate(cs tls.ConnectionState, remote string
 	}
 	if !g.handshakeRecords.allow(g.now()) {
 		// A client retrying without a certificate must not turn every
-		// attempt into a synced write; refusals over the rate are counted
+		// attempt into a synced write. Refusals over the rate are counted
 		// and logged once a second instead.
 		return errors.New("client certificate required")
 	}

@@ -46,7 +46,7 @@ type Config struct {
 	ServerNames []string `yaml:"server_names"`
 	// Inbound is the public federation listener.
 	Inbound InboundConfig `yaml:"inbound"`
-	// Homeserver is where allowed inbound requests are forwarded.
+	// Homeserver is the destination of allowed inbound requests.
 	Homeserver HomeserverConfig `yaml:"homeserver"`
 	// Outbound carries the local homeserver's own federation requests.
 	Outbound OutboundConfig `yaml:"outbound"`
@@ -163,10 +163,10 @@ type ACMEConfig struct {
 	Email string `yaml:"email"`
 	// Domains are the names the certificate covers.
 	Domains []string `yaml:"domains"`
-	// HTTPChallengeListen is where HTTP-01 challenges are answered, such
-	// as ":80". Empty turns HTTP-01 off.
+	// HTTPChallengeListen is the address that serves HTTP-01 challenges,
+	// such as ":80". Empty turns HTTP-01 off.
 	HTTPChallengeListen string `yaml:"http_challenge_listen"`
-	// TLSALPNOnInbound answers TLS-ALPN-01 challenges on the inbound
+	// TLSALPNOnInbound serves TLS-ALPN-01 challenges on the inbound
 	// listener itself, whose port must then be 443 for the CA to reach it.
 	TLSALPNOnInbound bool `yaml:"tls_alpn_on_inbound"`
 }
@@ -238,7 +238,7 @@ type PolicyConfig struct {
 type DecisionLogConfig struct {
 	// File receives one JSON line per decision.
 	File string `yaml:"file"`
-	// Sync is "always" (a record is on disk before the answer that
+	// Sync is "always" (a record is on disk before the response that
 	// depends on it is sent) or "none". Default "always".
 	Sync string `yaml:"sync"`
 	// Mask lists JSON pointers erased from records; empty means the

@@ -88,7 +88,7 @@ func (g *Gateway) parties(ex *exchange, flow policy.Direction) (policy.Origin, p
 
 // finish writes every record of the exchange, the items first, and waits
 // until they are durable as the decision log's sync mode promises. It runs
-// once per exchange, before the answer that depends on the records. An
+// once per exchange, before the response that depends on the records. An
 // error means some record is not durable; the caller must then not forward
 // anything.
 func (g *Gateway) finish(ctx context.Context, ex *exchange) error {
@@ -169,7 +169,7 @@ func (g *Gateway) lookupEntry(serverName string) *policy.AllowlistEntry {
 
 // decideItem evaluates the policy of kind for one PDU or EDU and records
 // the input and decision in rec. A denied item gets action "denied" and a
-// reason for the answer.
+// reason for the response.
 func (g *Gateway) decideItem(ctx context.Context, kind policy.Kind, input any, rec *decisionlog.Record) (bool, string, error) {
 	rec.Input = input
 	decision, err := g.policy.Decide(ctx, kind, input)

@@ -33,7 +33,7 @@ type matrixError struct {
 	status  int
 	errcode string
 	message string
-	// allow lists the methods of a 405 answer.
+	// allow lists the methods of a 405 response.
 	allow []string
 	// cause is the underlying error, logged and recorded but not sent.
 	cause error
@@ -59,7 +59,7 @@ func wrapError(status int, errcode, message string, cause error) *matrixError {
 	return &matrixError{status: status, errcode: errcode, message: message, cause: cause}
 }
 
-// asMatrixError converts any pipeline error into the answer it gives; an
+// asMatrixError converts any pipeline error into its Matrix error. An
 // error that is not a *matrixError is an internal failure and denies.
 func asMatrixError(err error) *matrixError {
 	var me *matrixError
@@ -72,7 +72,7 @@ func asMatrixError(err error) *matrixError {
 // jsonErrorFor maps a canonicaljson parse error to its Matrix error.
 func jsonErrorFor(what string, err error) *matrixError {
 	if errors.Is(err, canonicaljson.ErrTooLarge) {
-		return wrapError(http.StatusRequestEntityTooLarge, codeTooLarge, what+" holds too many JSON values: "+err.Error(), err)
+		return wrapError(http.StatusRequestEntityTooLarge, codeTooLarge, what+" contains too many JSON values: "+err.Error(), err)
 	}
 	if errors.Is(err, canonicaljson.ErrBadJSON) {
 		return wrapError(http.StatusBadRequest, codeBadJSON, what+" is not acceptable JSON: "+err.Error(), err)

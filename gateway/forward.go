@@ -55,7 +55,7 @@ func newForwarder(cfg HomeserverConfig) (*forwarder, error) {
 
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// forwardedResponse is the homeserver's answer, read in full.
+// forwardedResponse is an upstream response, read in full.
 type forwardedResponse struct {
 	status int
 	header http.Header
@@ -118,7 +118,7 @@ func (s homeserverSender) send(ctx context.Context, ex *exchange, body []byte, a
 	return s.f.send(ctx, ex.r, body, auth)
 }
 
-// fetch sends the request and reads the whole answer, up to maxResponse
+// fetch sends the request and reads the whole response, up to maxResponse
 // bytes. An upstream that cannot be reached gives 502 and one that times
 // out 504, so that the sender retries.
 func fetch(ctx context.Context, up upstream, ex *exchange, body []byte, auth []string, maxResponse int64) (*forwardedResponse, error) {
@@ -133,12 +133,12 @@ func fetch(ctx context.Context, up upstream, ex *exchange, body []byte, auth []s
 		return nil, upstreamError(err)
 	}
 	if int64(len(data)) > maxResponse {
-		return nil, newError(http.StatusBadGateway, codeUnknown, "answer exceeds the size limit")
+		return nil, newError(http.StatusBadGateway, codeUnknown, "response exceeds the size limit")
 	}
 	return &forwardedResponse{status: resp.StatusCode, header: resp.Header, body: data}, nil
 }
 
-// relay copies an answer the gateway does not inspect, such as media, to
+// relay copies a response the gateway does not inspect, such as media, to
 // w as it arrives.
 func relay(w http.ResponseWriter, resp *http.Response, decisionID string) {
 	copyResponseHeaders(w, resp.Header, decisionID)
@@ -148,7 +148,7 @@ func relay(w http.ResponseWriter, resp *http.Response, decisionID string) {
 	w.WriteHeader(resp.StatusCode)
 	if _, err := io.Copy(w, resp.Body); err != nil {
 		// The status is already sent; ending the handler with the abort
-		// error closes the connection so the origin sees a truncated answer.
+		// error closes the connection so the origin gets a truncated response.
 		panic(http.ErrAbortHandler)
 	}
 }

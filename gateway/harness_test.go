@@ -45,7 +45,7 @@ type homeserverStub struct {
 	status   int
 	body     string
 	delay    time.Duration
-	// paths answers requests for these exact paths with their bodies.
+	// paths maps exact request paths to the bodies they respond with.
 	paths map[string]string
 }
 
@@ -313,7 +313,7 @@ func (tg *testGateway) request(method, uri string, body []byte) (*http.Response,
 	return tg.raw(method, uri, body, map[string]string{"Authorization": header})
 }
 
-// raw sends a request with the given headers and decodes a JSON answer.
+// raw sends a request with the given headers and decodes a JSON response.
 func (tg *testGateway) raw(method, uri string, body []byte, headers map[string]string) (*http.Response, map[string]any) {
 	tg.t.Helper()
 	req, err := http.NewRequest(method, tg.url, bytes.NewReader(body))

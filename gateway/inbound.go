@@ -76,13 +76,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.serve(w, r, &exchange{r: r})
 }
 
-// serve runs the pipeline on the request of ex and answers it.
+// serve runs the pipeline on the request of ex and writes the response.
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, ex *exchange) {
 	var err error
 	select {
 	case g.slots <- struct{}{}:
 		// The slot is released even when the handler aborts a relayed
-		// answer with a panic.
+		// response with a panic.
 		defer func() { <-g.slots }()
 		err = g.handle(r.Context(), ex, w)
 	default:
@@ -380,7 +380,7 @@ func (g *Gateway) forwardRequest(ctx context.Context, ex *exchange, w http.Respo
 // request is forwarded, so that nothing reaches the homeserver whose
 // decision is not on disk: a decision log that cannot be written stops
 // the request with 503. An item record with action "forward" therefore
-// says the gateway sent the item on; the request record, written once the
+// means the gateway sent the item on, and the request record, written once the
 // homeserver has answered, has the homeserver's status. A request without
 // items has its own record written now instead, without a status.
 func (g *Gateway) commitItems(ctx context.Context, ex *exchange) error {
@@ -392,25 +392,25 @@ func (g *Gateway) commitItems(ctx context.Context, ex *exchange) error {
 	return g.writeRecords(ctx, items)
 }
 
-// inspectAnswer checks an answer the gateway reads before passing it on.
+// inspectAnswer checks a response the gateway reads before passing it on.
 // Any success status is inspected, not only 200, and a redirect is
 // refused: following it would fetch what the gateway never saw.
 func (g *Gateway) inspectAnswer(ctx context.Context, ex *exchange, resp *forwardedResponse) error {
 	switch {
 	case resp.status >= 300 && resp.status < 400 && ex.endpointID() == "well_known":
-		// The specification lets .well-known answers redirect; the
+		// The specification lets .well-known responses redirect; the
 		// homeserver follows them, through the gateway again.
 		return nil
 	case resp.status >= 300 && resp.status < 400:
 		return newError(http.StatusBadGateway, codeUnknown,
-			fmt.Sprintf("answer is a redirect (%d), which the gateway does not pass on for this endpoint", resp.status))
+			fmt.Sprintf("response is a redirect (%d), which the gateway does not pass on for this endpoint", resp.status))
 	case resp.status < 200 || resp.status >= 300:
 		return nil
 	}
 	if learnsFromResponse(ex.endpointID()) {
 		return g.inspectTemplate(ctx, ex, resp.body)
 	}
-	// The events of an answer travel against the request: the local
+	// The events of a response travel against the request: the local
 	// homeserver's leave the administration, a peer's come in.
 	filtered, err := g.filterResponse(ctx, ex, opposite(ex.flow()), ex.destinationName(g), resp.body)
 	if err != nil {

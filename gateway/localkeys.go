@@ -16,7 +16,7 @@ const localKeyRefetch = time.Minute
 
 // localKeys caches the verify keys of the local homeserver, fetched from
 // its own key server over homeserver.url. They verify the events of local
-// users, which appear in the local homeserver's answers to peers and in
+// users, which appear in the local homeserver's responses to peers and in
 // the state that peers return.
 type localKeys struct {
 	g *Gateway
@@ -69,7 +69,7 @@ func (l *localKeys) fetch(ctx context.Context, serverName string) (map[string]ke
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("homeserver key server answered %d", resp.StatusCode)
+		return nil, fmt.Errorf("homeserver key server responded with status %d", resp.StatusCode)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {

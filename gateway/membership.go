@@ -24,10 +24,10 @@ var membershipOf = map[string]string{
 	"send_knock":    "knock",
 }
 
-// checkRequestIdentity applies the checks that tie the users and aliases a
-// request names to the authenticated origin or to this server, before
-// anything is forwarded: a server may only act for its own users, and only
-// ask about entities of this server.
+// checkRequestIdentity ties the users and aliases a request names to the
+// authenticated origin or to the receiving server, before anything is
+// forwarded. A server may only act for its own users, and only request
+// entities of the server it sends to.
 func (g *Gateway) checkRequestIdentity(ex *exchange) error {
 	user := ex.match.Params["user_id"]
 	switch ex.match.Route.UserCheck {
@@ -126,7 +126,7 @@ func (g *Gateway) handleMembership(ctx context.Context, ex *exchange, w http.Res
 }
 
 // membershipPDU extracts the PDU of a membership request and the room
-// version the request states or the gateway knows.
+// version the request states or the gateway has stored.
 func (g *Gateway) membershipPDU(ex *exchange) (canonicaljson.Value, pduContext, error) {
 	roomID := ex.match.Params["room_id"]
 	if ex.endpointID() == "invite_v1" {
@@ -158,8 +158,8 @@ func (g *Gateway) membershipPDU(ex *exchange) (canonicaljson.Value, pduContext, 
 
 // inviteV1PDU returns the PDU of a v1 invite. That endpoint serves only
 // room versions 1 and 2, whose event formats, redaction and signing rules
-// are the same, so a room the gateway does not know is checked as version
-// 1, and one it knows as any other version is refused.
+// are the same. A room missing from the rooms table is therefore checked as
+// version 1, and one stored as any other version is rejected.
 func (g *Gateway) inviteV1PDU(ex *exchange, roomID string) (canonicaljson.Value, pduContext, error) {
 	known, ok := g.store.RoomVersion(roomID)
 	version := known.Version

@@ -380,7 +380,7 @@ func newInterceptor(pair KeyPairConfig) (*certs.Interceptor, error) {
 }
 
 // checksKeyResponse reports whether the exchange fetches keys from a peer
-// for the local homeserver, whose answer the gateway checks.
+// for the local homeserver, whose response the gateway checks.
 func checksKeyResponse(ex *exchange) bool {
 	if ex.flow() != policy.DirectionOutbound {
 		return false
@@ -393,9 +393,9 @@ func checksKeyResponse(ex *exchange) bool {
 }
 
 // checkKeyResponse verifies the self-signatures of the key objects a peer
-// returns to the local homeserver. A key server's own answer must be
-// self-signed by the server asked; a notary's answer keeps only the
-// objects whose server's own signature verifies.
+// returns to the local homeserver. A key server's own response must be
+// self-signed by the server requested. Of a notary's response, only the
+// objects whose server's own signature verifies are kept.
 func (g *Gateway) checkKeyResponse(ctx context.Context, ex *exchange, body []byte) ([]byte, error) {
 	if ex.endpointID() == "key_server" {
 		sk, err := keys.ParseServerKeys(body)
@@ -414,11 +414,11 @@ func (g *Gateway) checkKeyResponse(ctx context.Context, ex *exchange, body []byt
 	if err != nil {
 		return nil, wrapError(http.StatusBadGateway, codeUnknown, "notary response is not acceptable JSON", err)
 	}
-	asked := askedServers(ex)
+	requested := requestedServers(ex)
 	list, _ := v.Get("server_keys")
 	kept := make([]canonicaljson.Value, 0, list.Len())
 	for _, obj := range list.Items() {
-		if err := g.checkNotaryObject(obj, asked); err != nil {
+		if err := g.checkNotaryObject(obj, requested); err != nil {
 			g.log.WarnContext(ctx, "notary key object dropped", keyDestination, ex.destination, keyErr, err)
 			continue
 		}
@@ -446,30 +446,30 @@ func loadClientCertificate(pair KeyPairConfig, log *slog.Logger) (func() (*tls.C
 	return func() (*tls.Certificate, error) { return kp.Certificate(), nil }, nil
 }
 
-// askedServers returns the servers whose keys a notary request asked for.
-func askedServers(ex *exchange) map[string]bool {
-	asked := map[string]bool{}
+// requestedServers returns the servers whose keys a notary request names.
+func requestedServers(ex *exchange) map[string]bool {
+	requested := map[string]bool{}
 	if name := ex.match.Params["server_name"]; name != "" {
-		asked[name] = true
-		return asked
+		requested[name] = true
+		return requested
 	}
 	servers, _ := ex.content.Get("server_keys")
 	for _, m := range servers.Members() {
-		asked[m.Key] = true
+		requested[m.Key] = true
 	}
-	return asked
+	return requested
 }
 
-// checkNotaryObject accepts a key object of a notary's answer only when it
-// is for a server the request asked about, is self-signed by that server,
+// checkNotaryObject accepts a key object of a notary's response only when
+// it is for a server the request named, is self-signed by that server,
 // and agrees with every key the allow-list pins for it.
-func (g *Gateway) checkNotaryObject(obj canonicaljson.Value, asked map[string]bool) error {
+func (g *Gateway) checkNotaryObject(obj canonicaljson.Value, requested map[string]bool) error {
 	sk, err := keys.ParseServerKeys(canonicaljson.Encode(obj))
 	if err != nil {
 		return err
 	}
-	if !asked[sk.ServerName] {
-		return fmt.Errorf("keys of %s were not asked for", sk.ServerName)
+	if !requested[sk.ServerName] {
+		return fmt.Errorf("keys of %s were not requested", sk.ServerName)
 	}
 	if err := sk.VerifySelfSignature(); err != nil {
 		return err

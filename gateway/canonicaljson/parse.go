@@ -16,14 +16,14 @@ const DefaultMaxDepth = 100
 // [Value.CheckStrictNumbers] wraps exactly one of them.
 var (
 	// ErrNotJSON marks input that is not JSON text: a syntax error or
-	// invalid UTF-8. Matrix servers answer it with M_NOT_JSON.
+	// invalid UTF-8. Matrix servers respond to it with M_NOT_JSON.
 	ErrNotJSON = errors.New("not JSON")
 	// ErrBadJSON marks JSON text that is ambiguous or outside what Matrix
 	// accepts: duplicate keys, unpaired surrogates, excessive nesting,
-	// non-canonical numbers. Matrix servers answer it with M_BAD_JSON.
+	// non-canonical numbers. Matrix servers respond to it with M_BAD_JSON.
 	ErrBadJSON = errors.New("bad JSON")
 	// ErrTooLarge marks input with more values than [Options.MaxValues]
-	// allows. Matrix servers answer it with M_TOO_LARGE.
+	// allows. Matrix servers respond to it with M_TOO_LARGE.
 	ErrTooLarge = errors.New("JSON too large")
 )
 
@@ -31,7 +31,7 @@ var (
 type SyntaxError struct {
 	// Offset is the byte offset in the input where the problem was found.
 	Offset int
-	// Msg says what is wrong.
+	// Msg describes what is wrong.
 	Msg string
 	// category is ErrNotJSON, ErrBadJSON or ErrTooLarge.
 	category error

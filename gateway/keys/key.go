@@ -21,7 +21,7 @@ var ErrUnknownKey = errors.New("unknown verify key")
 // ErrRevokedKey reports that a key is listed as revoked in the allow-list.
 var ErrRevokedKey = errors.New("revoked verify key")
 
-// Source says where a verify key came from.
+// Source is where a verify key came from.
 type Source string
 
 // Key sources.
@@ -47,7 +47,7 @@ type VerifyKey struct {
 	// Expired is set for keys from old_verify_keys: the key only verifies
 	// events whose origin_server_ts is before this time, and never requests.
 	Expired time.Time
-	// Source says where the key came from.
+	// Source is where the key came from.
 	Source Source
 }
 
@@ -62,7 +62,7 @@ func (k VerifyKey) ValidForRequestAt(t time.Time) bool {
 
 // ValidForEventAt reports whether the key may verify an event created at
 // ts (its origin_server_ts). Room versions 1 to 4 ignore the end of a
-// key's validity, as the Matrix specification says; later versions require
+// key's validity, as the Matrix specification states; later versions require
 // the validity to reach ts.
 func (k VerifyKey) ValidForEventAt(ts time.Time, enforceValidity bool) bool {
 	if !k.Expired.IsZero() && !ts.Before(k.Expired) {
