@@ -22,6 +22,7 @@ import (
 	"github.com/bordergate/bordergate/gateway/egress"
 	"github.com/bordergate/bordergate/gateway/keys"
 	"github.com/bordergate/bordergate/gateway/store"
+	"github.com/bordergate/bordergate/gateway/telemetry"
 	"github.com/bordergate/bordergate/policy"
 )
 
@@ -71,6 +72,8 @@ type Gateway struct {
 	// resign is the homeserver's signing key for re-signed outbound
 	// transactions; nil keeps the key out of the gateway.
 	resign *signingKey
+	// metrics creates the gateway's counters and serves their values.
+	metrics *telemetry.Metrics
 }
 
 // New builds a gateway from a validated configuration: it loads the
@@ -90,6 +93,9 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Gateway, error) {
 
 func (g *Gateway) open(ctx context.Context) error {
 	var err error
+	if g.metrics, err = telemetry.New(); err != nil {
+		return err
+	}
 	if g.store, err = openStore(g.cfg, g.log); err != nil {
 		return err
 	}
@@ -358,6 +364,7 @@ func (g *Gateway) Close() error {
 	if g.store != nil {
 		errs = append(errs, g.store.Close())
 	}
+	errs = append(errs, g.metrics.Shutdown(context.Background()))
 	return errors.Join(errs...)
 }
 
