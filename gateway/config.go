@@ -232,6 +232,10 @@ type PolicyConfig struct {
 	// DataFile is an optional JSON or YAML document, readable from policy
 	// as data.bordergate.config.
 	DataFile string `yaml:"data_file"`
+	// DecisionCacheSize is the number of decisions kept per kind for
+	// reuse. Zero means policy.DefaultDecisionCacheSize, and -1 turns the
+	// cache off.
+	DecisionCacheSize int `yaml:"decision_cache_size"`
 }
 
 // DecisionLogConfig configures the decision records.
@@ -503,6 +507,10 @@ func (c *Config) validateFiles() error {
 	}
 	if len(c.Policy.Paths) == 0 {
 		return bad("policy.paths", "missing", "list the .rego files or directories of the policy")
+	}
+	if c.Policy.DecisionCacheSize < -1 {
+		return bad("policy.decision_cache_size", fmt.Sprintf("invalid value %d", c.Policy.DecisionCacheSize),
+			"write a number of decisions, 0 for the default or -1 to turn the cache off")
 	}
 	return nil
 }

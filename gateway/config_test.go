@@ -90,6 +90,8 @@ func TestParseConfigErrors(t *testing.T) {
 			"inbound.max_body_bytes: 100 is too small; write at least 65536"},
 		{"missing policy", [2]string{"policy:\n  paths: [rego]\n", ""}, "",
 			"policy.paths: missing; list the .rego files or directories of the policy"},
+		{"negative cache size", [2]string{"policy:\n  paths: [rego]\n", "policy:\n  paths: [rego]\n  decision_cache_size: -2\n"}, "",
+			"policy.decision_cache_size: invalid value -2; write a number of decisions, 0 for the default or -1 to turn the cache off"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

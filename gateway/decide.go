@@ -63,14 +63,14 @@ func (ex *exchange) flow() policy.Direction {
 // direction flow within the exchange. The remote peer, with its allow-list
 // entry, is the origin of what comes in and the destination of what goes
 // out, which is how the default policy finds the peer.
-func (g *Gateway) parties(ex *exchange, flow policy.Direction) (policy.Origin, policy.Destination) {
+func (g *Gateway) parties(ex *exchange, flow policy.Direction, now time.Time) (policy.Origin, policy.Destination) {
 	local, remote := ex.destinationName(g), ex.origin
 	if ex.flow() == policy.DirectionOutbound {
 		local, remote = ex.origin, ex.destination
 	}
 	var entry *policy.AllowlistEntry
 	if ex.listed {
-		entry = policyEntry(ex.entry)
+		entry = policyEntry(ex.entry, now)
 	}
 	if flow == policy.DirectionInbound {
 		origin := policy.Origin{ServerName: remote, Allowlisted: ex.listed, Entry: entry}
@@ -106,15 +106,17 @@ func (g *Gateway) finish(ctx context.Context, ex *exchange) error {
 // requestInput builds the request policy input from what the pipeline
 // verified so far.
 func (g *Gateway) requestInput(ex *exchange) *policy.RequestInput {
-	in := policy.NewRequestInput(ex.flow(), g.now())
-	in.Request, in.Origin, in.Destination, in.TLS = g.commonInput(ex, ex.flow())
+	now := g.now()
+	in := policy.NewRequestInput(ex.flow(), now)
+	in.Request, in.Origin, in.Destination, in.TLS = g.commonInput(ex, ex.flow(), now)
 	return in
 }
 
 // commonInput returns the parts of every policy input that describe the
-// request and the parties of an item travelling in direction flow.
-func (g *Gateway) commonInput(ex *exchange, flow policy.Direction) (policy.Request, policy.Origin, policy.Destination, policy.TLS) {
-	origin, dest := g.parties(ex, flow)
+// request and the parties of an item travelling in direction flow, with
+// allow-list entries judged at now.
+func (g *Gateway) commonInput(ex *exchange, flow policy.Direction, now time.Time) (policy.Request, policy.Origin, policy.Destination, policy.TLS) {
+	origin, dest := g.parties(ex, flow, now)
 	return ex.policyRequest(), origin, dest, ex.tls
 }
 
@@ -135,8 +137,9 @@ func (ex *exchange) policyRequest() policy.Request {
 	}
 }
 
-// policyEntry converts an allow-list entry to its policy input form.
-func policyEntry(e store.Entry) *policy.AllowlistEntry {
+// policyEntry converts an allow-list entry to its policy input form, with
+// its expiry judged at now.
+func policyEntry(e store.Entry, now time.Time) *policy.AllowlistEntry {
 	out := &policy.AllowlistEntry{
 		ServerName:     e.ServerName,
 		Administration: e.Administration,
@@ -150,13 +153,14 @@ func policyEntry(e store.Entry) *policy.AllowlistEntry {
 	}
 	if e.Expires != nil {
 		out.Expires = e.Expires.UTC().Format(time.RFC3339)
+		out.Expired = e.Expired(now)
 	}
 	return out
 }
 
-// lookupEntry returns the policy form of a server's allow-list entry, nil
-// when it has none.
-func (g *Gateway) lookupEntry(serverName string) *policy.AllowlistEntry {
+// lookupEntry returns the policy form of a server's allow-list entry, with
+// its expiry judged at now, nil when it has none.
+func (g *Gateway) lookupEntry(serverName string, now time.Time) *policy.AllowlistEntry {
 	if serverName == "" {
 		return nil
 	}
@@ -164,7 +168,7 @@ func (g *Gateway) lookupEntry(serverName string) *policy.AllowlistEntry {
 	if !ok {
 		return nil
 	}
-	return policyEntry(e)
+	return policyEntry(e, now)
 }
 
 // decideItem evaluates the policy of kind for one PDU or EDU and records

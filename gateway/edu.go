@@ -43,8 +43,9 @@ func (g *Gateway) checkEDU(ctx context.Context, ex *exchange, txn *transaction, 
 		rec.Matrix.RoomID = rooms[0]
 	}
 
-	input := policy.NewEDUInput(ex.flow(), g.now())
-	input.Request, input.Origin, input.Destination, input.TLS = g.commonInput(ex, ex.flow())
+	now := g.now()
+	input := policy.NewEDUInput(ex.flow(), now)
+	input.Request, input.Origin, input.Destination, input.TLS = g.commonInput(ex, ex.flow(), now)
 	input.Transaction = txn.policyInfo()
 	contentMap, _ := content.Interface().(map[string]any)
 	input.EDU = policy.EDU{EDUType: eduType, Content: contentMap}

@@ -157,8 +157,9 @@ func describeRoom(roomID string) string {
 // when the content hash failed, so that policy never reads unverified
 // content.
 func (g *Gateway) pduInput(ex *exchange, pc pduContext, room policy.Room, pdu *events.PDU, res events.Result) *policy.PDUInput {
-	in := policy.NewPDUInput(pc.flow(ex), g.now())
-	in.Request, in.Origin, in.Destination, in.TLS = g.commonInput(ex, pc.flow(ex))
+	now := g.now()
+	in := policy.NewPDUInput(pc.flow(ex), now)
+	in.Request, in.Origin, in.Destination, in.TLS = g.commonInput(ex, pc.flow(ex), now)
 	in.Transaction = pc.transaction
 	room.RoomID = pdu.RoomID
 	in.Room = room
@@ -192,7 +193,7 @@ func (g *Gateway) pduInput(ex *exchange, pc pduContext, room policy.Room, pdu *e
 		SignedBy:        res.SignedBy,
 		RedactedForHash: !res.ContentHashValid,
 	}
-	in.SenderEntry = g.lookupEntry(pdu.SenderServer)
+	in.SenderEntry = g.lookupEntry(pdu.SenderServer, now)
 	in.SenderLocal = g.isLocal(pdu.SenderServer)
 	return in
 }

@@ -125,9 +125,10 @@ func (g *Gateway) open(ctx context.Context) error {
 		}
 	}
 	g.policy, err = policy.New(ctx, policy.Config{
-		Paths:    g.cfg.Policy.Paths,
-		DataFile: g.cfg.Policy.DataFile,
-		Logger:   g.log.With(keyComponent, "policy"),
+		Paths:             g.cfg.Policy.Paths,
+		DataFile:          g.cfg.Policy.DataFile,
+		Logger:            g.log.With(keyComponent, "policy"),
+		DecisionCacheSize: g.cfg.Policy.DecisionCacheSize,
 	})
 	if err != nil {
 		return fmt.Errorf("load policy: %w", err)

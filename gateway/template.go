@@ -79,12 +79,13 @@ func (g *Gateway) decideTemplate(ctx context.Context, ex *exchange, v canonicalj
 	rec.Matrix.RoomVersion, rec.Matrix.RoomVersionSource = version, string(policy.VersionSourceMakeJoin)
 	ex.items = append(ex.items, rec)
 
-	in := policy.NewPDUInput(flow, g.now())
-	in.Request, in.Origin, in.Destination, in.TLS = g.commonInput(ex, flow)
+	now := g.now()
+	in := policy.NewPDUInput(flow, now)
+	in.Request, in.Origin, in.Destination, in.TLS = g.commonInput(ex, flow, now)
 	in.Room = policy.Room{RoomID: ex.match.Params["room_id"], Version: version, VersionSource: policy.VersionSourceMakeJoin}
 	in.PDU = templatePDU(event)
 	in.Verified = policy.Verified{Format: true, Template: true}
-	in.SenderEntry = g.lookupEntry(in.PDU.SenderServer)
+	in.SenderEntry = g.lookupEntry(in.PDU.SenderServer, now)
 	in.SenderLocal = g.isLocal(in.PDU.SenderServer)
 
 	allowed, reason, err := g.decideItem(ctx, policy.KindPDU, in, rec)

@@ -19,7 +19,9 @@ const (
 	KindEDU     Kind = "edu"     // one per EDU of a transaction
 )
 
-// Decision is the outcome of one policy evaluation.
+// Decision is the outcome of one policy evaluation. An Engine may return the
+// same Decision, with the same Reasons slice and Result map, for many
+// inputs, so callers must not modify them.
 type Decision struct {
 	// Allow reports whether the item may cross the gateway.
 	Allow bool `json:"allow"`

@@ -29,11 +29,27 @@ type Config struct {
 	// Logger receives load messages and the output of print() calls in the
 	// policy, at debug level. Nil discards them.
 	Logger *slog.Logger
+	// DecisionCacheSize is the number of decisions kept per kind for reuse
+	// by later inputs that agree on every input path the policy reads.
+	// Zero means DefaultDecisionCacheSize, and a negative value turns the
+	// cache off.
+	DecisionCacheSize int
 }
 
 // Engine evaluates prepared policy queries. It is safe for concurrent use.
+//
+// An Engine reuses decisions. When it loads the policy, it finds for each
+// kind the input paths that the decision rule and the rules it depends on
+// can read. When no rule reads the input as a whole, uses the with keyword,
+// or calls a built-in function whose result is not a function of its
+// arguments (time.now_ns, http.send, print and the like), the decision is a
+// function of the values at those paths and of the policy data. Decide then
+// keeps the decision under those values, and returns it for a later input
+// that has the same values, without evaluating the policy again. A rule
+// that reads input.now therefore makes every decision of its kind unique.
 type Engine struct {
 	queries  map[Kind]rego.PreparedEvalQuery
+	caches   map[Kind]*decisionCache
 	revision string
 }
 
@@ -68,19 +84,20 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 
 	store := newStore(data)
 	hook := printHook{logger: logger}
-	queries := make(map[Kind]rego.PreparedEvalQuery, len(kinds))
+	engine := &Engine{
+		queries:  make(map[Kind]rego.PreparedEvalQuery, len(kinds)),
+		caches:   make(map[Kind]*decisionCache, len(kinds)),
+		revision: revision(files, data),
+	}
 	for _, kind := range kinds {
 		query, err := prepareQuery(ctx, compiler, store, hook, kind)
 		if err != nil {
 			return nil, err
 		}
-		queries[kind] = query
+		engine.queries[kind] = query
+		engine.caches[kind] = newCacheFor(ctx, logger, compiler, kind, cfg.DecisionCacheSize)
 	}
 
-	engine := &Engine{
-		queries:  queries,
-		revision: revision(files, data),
-	}
 	logger.InfoContext(ctx, "policy loaded",
 		"revision", engine.revision,
 		"module_count", len(modules),
@@ -88,11 +105,33 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	return engine, nil
 }
 
+// newCacheFor returns the decision cache of kind, or nil when size turns
+// caching off or the decision is not a function of input paths.
+func newCacheFor(ctx context.Context, logger *slog.Logger, compiler *ast.Compiler, kind Kind, size int) *decisionCache {
+	if size < 0 {
+		return nil
+	}
+	if size == 0 {
+		size = DefaultDecisionCacheSize
+	}
+	reads := analyzeInputReads(compiler, decisionRef(kind))
+	if !reads.pure {
+		logger.InfoContext(ctx, "policy decisions not cached", "kind", string(kind), "reason", reads.reason)
+		return nil
+	}
+	return newDecisionCache(reads.paths, size)
+}
+
+// decisionRef returns the reference of the decision rule of kind.
+func decisionRef(kind Kind) ast.Ref {
+	return ast.MustParseRef("data.bordergate." + string(kind) + ".decision")
+}
+
 // prepareQuery checks that the policy defines the decision of kind and
 // prepares its query.
 func prepareQuery(ctx context.Context, compiler *ast.Compiler, store storage.Store, hook print.Hook, kind Kind) (rego.PreparedEvalQuery, error) {
-	query := "data.bordergate." + string(kind) + ".decision"
-	if len(compiler.GetRules(ast.MustParseRef(query))) == 0 {
+	query := decisionRef(kind).String()
+	if len(compiler.GetRules(decisionRef(kind))) == 0 {
 		return rego.PreparedEvalQuery{}, fmt.Errorf("policy defines no %s rule: add one to package bordergate.%s", query, kind)
 	}
 
@@ -138,6 +177,30 @@ func (e *Engine) Decide(ctx context.Context, kind Kind, input any) (Decision, er
 		return Decision{}, fmt.Errorf("decide %s: %w", kind, err)
 	}
 
+	cache := e.caches[kind]
+	if cache == nil {
+		return e.evaluate(ctx, kind, query, input)
+	}
+	buffer := keyBuffers.Get().(*[]byte)
+	defer keyBuffers.Put(buffer)
+	key, err := cache.key((*buffer)[:0], input)
+	if err != nil {
+		return e.evaluate(ctx, kind, query, input)
+	}
+	*buffer = key
+	if decision, ok := cache.get(key); ok {
+		return decision, nil
+	}
+	decision, err := e.evaluate(ctx, kind, query, input)
+	if err != nil {
+		return Decision{}, err
+	}
+	cache.put(key, decision)
+	return decision, nil
+}
+
+// evaluate converts input and evaluates the prepared query of kind.
+func (e *Engine) evaluate(ctx context.Context, kind Kind, query rego.PreparedEvalQuery, input any) (Decision, error) {
 	value, err := toValue(input)
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide %s: convert input: %w", kind, err)
@@ -151,6 +214,17 @@ func (e *Engine) Decide(ctx context.Context, kind Kind, input any) (Decision, er
 		return Decision{}, fmt.Errorf("decide %s: %w", kind, err)
 	}
 	return decision, nil
+}
+
+// CacheStats returns how many decisions of kind the cache returned (hits)
+// and how many it did not have (misses). Both are zero when decisions of
+// kind are not cached.
+func (e *Engine) CacheStats(kind Kind) (hits, misses uint64) {
+	cache := e.caches[kind]
+	if cache == nil {
+		return 0, 0
+	}
+	return cache.hits.Load(), cache.misses.Load()
 }
 
 // Path returns the decision-log path of kind, such as

@@ -173,9 +173,14 @@ type AllowlistEntry struct {
 	// EventTypes are the permitted event types, "*" for all, nil when the entry
 	// does not restrict event types.
 	EventTypes []string `json:"event_types"`
-	// Expires is the RFC 3339 time after which the entry no longer applies,
+	// Expires is the RFC 3339 time from which the entry no longer applies,
 	// "" when it does not expire.
-	Expires string            `json:"expires"`
+	Expires string `json:"expires"`
+	// Expired reports whether the decision's now is at or after Expires.
+	// A rule that reads Expired instead of comparing Expires with now
+	// keeps the decision a function of the entry, which lets the engine
+	// reuse it.
+	Expired bool              `json:"expired"`
 	Labels  map[string]string `json:"labels"`
 }
 

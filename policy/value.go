@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -138,15 +139,24 @@ func reflectToTerm(v reflect.Value) (*ast.Term, error) {
 }
 
 // marshalsItself reports whether encoding/json would call a marshal method of
-// t (or of *t) instead of encoding its fields.
+// t (or of *t) instead of encoding its fields. Answers are cached per type,
+// because the method set checks cost more than the conversion they guard.
 func marshalsItself(t reflect.Type) bool {
 	if t.Kind() == reflect.Interface {
 		return false
 	}
+	if cached, ok := marshalers.Load(t); ok {
+		return cached.(bool)
+	}
 	pointer := reflect.PointerTo(t)
-	return t.Implements(jsonMarshalerType) || t.Implements(textMarshalerType) ||
+	marshals := t.Implements(jsonMarshalerType) || t.Implements(textMarshalerType) ||
 		pointer.Implements(jsonMarshalerType) || pointer.Implements(textMarshalerType)
+	marshalers.Store(t, marshals)
+	return marshals
 }
+
+// marshalers caches marshalsItself per reflect.Type.
+var marshalers sync.Map
 
 // jsonToTerm converts v through its JSON encoding.
 func jsonToTerm(v reflect.Value) (*ast.Term, error) {
@@ -300,7 +310,12 @@ func structToTerm(v reflect.Value) (*ast.Term, error) {
 
 // structLayout is the encoding/json field layout of a struct type.
 type structLayout struct {
+	// id is unique among the layouts of the process, so that cache keys can
+	// tell struct types apart.
+	id     uint64
 	fields []structField
+	// byName maps a JSON member name to its index in fields.
+	byName map[string]int
 	// viaJSON is set when the struct uses a feature that structToTerm does
 	// not model, so encoding/json converts it.
 	viaJSON bool
@@ -315,20 +330,34 @@ type structField struct {
 	omitEmpty bool
 }
 
-// structLayouts caches a *structLayout per reflect.Type.
-var structLayouts sync.Map
+// field returns the field whose JSON member name is name.
+func (l *structLayout) field(name string) (structField, bool) {
+	i, ok := l.byName[name]
+	if !ok {
+		return structField{}, false
+	}
+	return l.fields[i], true
+}
+
+// structLayouts caches a *structLayout per reflect.Type, and layoutIDs
+// numbers them.
+var (
+	structLayouts sync.Map
+	layoutIDs     atomic.Uint64
+)
 
 func layoutOf(t reflect.Type) *structLayout {
 	if cached, ok := structLayouts.Load(t); ok {
 		return cached.(*structLayout)
 	}
 	layout := buildLayout(t)
-	structLayouts.Store(t, layout)
-	return layout
+	layout.id = layoutIDs.Add(1)
+	cached, _ := structLayouts.LoadOrStore(t, layout)
+	return cached.(*structLayout)
 }
 
 func buildLayout(t reflect.Type) *structLayout {
-	layout := &structLayout{}
+	layout := &structLayout{byName: map[string]int{}}
 	names := make(map[string]bool, t.NumField())
 	for i := range t.NumField() {
 		field := t.Field(i)
@@ -353,6 +382,7 @@ func buildLayout(t reflect.Type) *structLayout {
 			return &structLayout{viaJSON: true}
 		}
 		names[name] = true
+		layout.byName[name] = len(layout.fields)
 		layout.fields = append(layout.fields, structField{
 			index:     i,
 			name:      name,

@@ -51,7 +51,7 @@ test_origin_not_on_allow_list_denied if {
 }
 
 test_origin_expired_denied if {
-	decide({"origin": {"entry": {"expires": "2026-01-01T00:00:00Z"}}}) == fixtures.denied(["allow-list entry for hs1.example expired"])
+	decide({"origin": {"entry": {"expires": "2026-01-01T00:00:00Z", "expired": true}}}) == fixtures.denied(["allow-list entry for hs1.example expired"])
 }
 
 test_outbound_to_allow_listed_destination_allowed if {

@@ -16,6 +16,7 @@ hs1_entry := {
 	"endpoints": ["*"],
 	"event_types": null,
 	"expires": "2027-12-31T00:00:00Z",
+	"expired": false,
 	"labels": {"classification": "restricted"},
 }
 
@@ -29,6 +30,7 @@ hs3_entry := {
 	"endpoints": ["send", "backfill"],
 	"event_types": null,
 	"expires": "",
+	"expired": false,
 	"labels": {},
 }
 

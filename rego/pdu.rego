@@ -97,8 +97,14 @@ has_event_type if is_string(event_type)
 
 reasons contains sprintf("event %s check failed", [check]) if {
 	some check in checks_for_event
-	object.get(input, ["verified", check], false) != true
+	object.get(verified, check, false) != true
 }
+
+# verified is the verification record of the event, empty when the input
+# lacks one, so that every required check then fails.
+default verified := {}
+
+verified := input.verified if is_object(input.verified)
 
 # checks_for_event are the required checks, except for a membership template,
 # which is not yet hashed or signed: only its format applies.

@@ -43,7 +43,7 @@ test_denied_content_not_removed if {
 }
 
 test_sender_server_expired_denied if {
-	changes := object.union(backfill, {"sender_entry": {"expires": "2026-01-01T00:00:00Z"}})
+	changes := object.union(backfill, {"sender_entry": {"expires": "2026-01-01T00:00:00Z", "expired": true}})
 	decide(changes) == fixtures.denied(["allow-list entry for hs3.example expired"])
 }
 
@@ -61,7 +61,7 @@ test_origin_not_on_allow_list_denied if {
 }
 
 test_origin_expired_denied if {
-	changes := object.union(backfill, {"origin": {"entry": {"expires": "2026-01-01T00:00:00Z"}}})
+	changes := object.union(backfill, {"origin": {"entry": {"expires": "2026-01-01T00:00:00Z", "expired": true}}})
 	decide(changes) == fixtures.denied(["allow-list entry for hs1.example expired"])
 }
 

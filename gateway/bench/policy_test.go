@@ -14,14 +14,21 @@ import (
 )
 
 // newDefaultEngine loads the repository's default policy without a data
-// file, as a fresh installation runs it.
+// file, as a fresh installation runs it, with its decision cache.
 func newDefaultEngine(tb testing.TB) *policy.Engine {
+	tb.Helper()
+	return newEngine(tb, 0)
+}
+
+// newEngine loads the default policy with a decision cache of cacheSize
+// decisions per kind; a negative size turns the cache off.
+func newEngine(tb testing.TB, cacheSize int) *policy.Engine {
 	tb.Helper()
 	dir, err := filepath.Abs("../../rego")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	engine, err := policy.New(context.Background(), policy.Config{Paths: []string{dir}})
+	engine, err := policy.New(context.Background(), policy.Config{Paths: []string{dir}, DecisionCacheSize: cacheSize})
 	if err != nil {
 		tb.Fatalf("load default policy: %v", err)
 	}
@@ -85,9 +92,11 @@ func messagePDUInput() *policy.PDUInput {
 }
 
 // BenchmarkPolicyDecide measures one decision of the default policy: the
-// request decision of a /send and the decision on one of its PDUs.
+// request decision of a /send and the decision on one of its PDUs. With
+// cache=hit, the decision cache holds the decision, as it does for all but
+// the first of the PDUs of one type from one sender in one room; with
+// cache=off, every decision is evaluated.
 func BenchmarkPolicyDecide(b *testing.B) {
-	engine := newDefaultEngine(b)
 	ctx := context.Background()
 	inputs := []struct {
 		kind  policy.Kind
@@ -96,16 +105,22 @@ func BenchmarkPolicyDecide(b *testing.B) {
 		{policy.KindRequest, sendRequestInput()},
 		{policy.KindPDU, messagePDUInput()},
 	}
-	for _, in := range inputs {
-		b.Run("kind="+string(in.kind), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				decision, err := engine.Decide(ctx, in.kind, in.input)
-				if err != nil || !decision.Allow {
-					b.Fatalf("Decide(%s) = %+v, %v; want allowed", in.kind, decision, err)
+	for _, mode := range []struct {
+		name      string
+		cacheSize int
+	}{{"hit", 0}, {"off", -1}} {
+		engine := newEngine(b, mode.cacheSize)
+		for _, in := range inputs {
+			b.Run("kind="+string(in.kind)+"/cache="+mode.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					decision, err := engine.Decide(ctx, in.kind, in.input)
+					if err != nil || !decision.Allow {
+						b.Fatalf("Decide(%s) = %+v, %v; want allowed", in.kind, decision, err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
