@@ -36,8 +36,16 @@ func Append(dst []byte, v Value) []byte {
 		}
 		return appendLenientNumber(dst, v.str)
 	case String:
+		if v.flag {
+			dst = append(dst, '"')
+			dst = append(dst, v.str...)
+			return append(dst, '"')
+		}
 		return AppendString(dst, v.str)
 	case Array:
+		if v.str != "" {
+			return append(dst, v.str...)
+		}
 		dst = append(dst, '[')
 		for i, item := range v.items {
 			if i > 0 {
@@ -47,6 +55,9 @@ func Append(dst []byte, v Value) []byte {
 		}
 		return append(dst, ']')
 	case Object:
+		if v.str != "" {
+			return append(dst, v.str...)
+		}
 		dst = append(dst, '{')
 		for i, m := range v.members {
 			if i > 0 {

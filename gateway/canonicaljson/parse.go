@@ -1,10 +1,12 @@
 package canonicaljson
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -65,7 +67,17 @@ func Parse(data []byte) (Value, error) {
 
 // ParseWith is [Parse] with options.
 func ParseWith(data []byte, opts Options) (Value, error) {
-	p := parser{data: data, maxDepth: opts.MaxDepth, valuesLeft: opts.MaxValues}
+	scratch := scratchPool.Get().(*parseScratch)
+	defer scratch.release()
+	p := parser{
+		data:       data,
+		src:        string(data),
+		maxDepth:   opts.MaxDepth,
+		valuesLeft: opts.MaxValues,
+		members:    scratch.members[:0],
+		items:      scratch.items[:0],
+	}
+	defer func() { scratch.members, scratch.items = p.members, p.items }()
 	if p.valuesLeft <= 0 {
 		p.valuesLeft = -1
 	}
@@ -84,28 +96,64 @@ func ParseWith(data []byte, opts Options) (Value, error) {
 	return v, nil
 }
 
+// parseScratch holds the container stacks of a parser between parses.
+type parseScratch struct {
+	members []Member
+	items   []Value
+}
+
+// maxPooledScratch bounds the stacks kept in the pool, so that one huge
+// input does not keep its stacks alive.
+const maxPooledScratch = 4096
+
+var scratchPool = sync.Pool{New: func() any { return new(parseScratch) }}
+
+// release returns the stacks to the pool. The parser clears each part of a
+// stack that it pops, so pooled stacks keep no parsed strings alive.
+func (s *parseScratch) release() {
+	if cap(s.members) > maxPooledScratch || cap(s.items) > maxPooledScratch {
+		return
+	}
+	scratchPool.Put(s)
+}
+
 type parser struct {
-	data     []byte
+	data []byte
+	// src is data as a string, converted once, so that strings and number
+	// texts without escapes are substrings of it instead of copies.
+	src      string
 	pos      int
 	maxDepth int
 	// valuesLeft counts down the values that may still be parsed; it is
 	// negative when there is no limit.
 	valuesLeft int
+	// members and items are stacks of the members and elements of the
+	// objects and arrays being parsed. Each finished object or array copies
+	// its own part into a slice of exactly its length, so that parsing
+	// allocates once per container instead of once per growth.
+	members []Member
+	items   []Value
+	// canonical reports whether the source text of the value that value
+	// parsed last is exactly its canonical encoding.
+	canonical bool
 }
 
 func (p *parser) fail(category error, msg string) error {
 	return &SyntaxError{Offset: p.pos, Msg: msg, category: category}
 }
 
-func (p *parser) skipSpace() {
+// skipSpace skips white space and reports whether there was any.
+func (p *parser) skipSpace() bool {
+	start := p.pos
 	for p.pos < len(p.data) {
 		switch p.data[p.pos] {
 		case ' ', '\t', '\n', '\r':
 			p.pos++
 		default:
-			return
+			return p.pos != start
 		}
 	}
+	return p.pos != start
 }
 
 func (p *parser) value(depth int) (Value, error) {
@@ -116,21 +164,31 @@ func (p *parser) value(depth int) (Value, error) {
 		return Value{}, p.fail(ErrTooLarge, "more JSON values than the limit")
 	}
 	p.valuesLeft--
+	start := p.pos
 	switch c := p.data[p.pos]; {
 	case c == '{':
 		return p.object(depth + 1)
 	case c == '[':
 		return p.array(depth + 1)
 	case c == '"':
-		s, err := p.string()
-		return Value{kind: String, str: s}, err
+		s, canonical, err := p.string()
+		p.canonical = canonical
+		// A string without escapes in canonical source encodes as its
+		// text between quotes, and the flag lets Append skip the scan.
+		raw := canonical && len(s)+2 == p.pos-start
+		return Value{kind: String, str: s, flag: raw}, err
 	case c == '-' || (c >= '0' && c <= '9'):
-		return p.number()
+		v, err := p.number()
+		p.canonical = v.flag || (err == nil && string(appendLenientNumber(nil, v.str)) == v.str)
+		return v, err
 	case c == 't':
+		p.canonical = true
 		return p.literal("true", BoolValue(true))
 	case c == 'f':
+		p.canonical = true
 		return p.literal("false", BoolValue(false))
 	case c == 'n':
+		p.canonical = true
 		return p.literal("null", Value{})
 	}
 	return Value{}, p.fail(ErrNotJSON, fmt.Sprintf("invalid character %q", p.data[p.pos]))
@@ -151,41 +209,46 @@ func (p *parser) object(depth int) (Value, error) {
 	}
 	objStart := p.pos
 	p.pos++ // '{'
-	p.skipSpace()
-	members := []Member{}
+	canonical := !p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
-		return Value{kind: Object, members: members}, nil
+		return Value{kind: Object, members: []Member{}, str: p.canonicalSource(canonical, objStart)}, nil
 	}
+	base := len(p.members)
+	defer func() {
+		clear(p.members[base:])
+		p.members = p.members[:base]
+	}()
 	sorted := true
 	for {
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
 			return Value{}, p.fail(ErrNotJSON, "expected a string key")
 		}
 		keyStart := p.pos
-		key, err := p.string()
+		key, keyCanonical, err := p.string()
 		if err != nil {
 			return Value{}, err
 		}
-		p.skipSpace()
+		spaced := p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
 			return Value{}, p.fail(ErrNotJSON, "expected ':' after object key")
 		}
 		p.pos++
-		p.skipSpace()
+		spaced = p.skipSpace() || spaced
 		val, err := p.value(depth)
 		if err != nil {
 			return Value{}, err
 		}
-		if n := len(members); n > 0 && members[n-1].Key >= key {
-			if members[n-1].Key == key {
+		canonical = canonical && keyCanonical && !spaced && p.canonical
+		if n := len(p.members); n > base && p.members[n-1].Key >= key {
+			if p.members[n-1].Key == key {
 				p.pos = keyStart
 				return Value{}, p.fail(ErrBadJSON, fmt.Sprintf("duplicate object key %q", key))
 			}
 			sorted = false
 		}
-		members = append(members, Member{Key: key, Value: val})
-		p.skipSpace()
+		p.members = append(p.members, Member{Key: key, Value: val})
+		canonical = !p.skipSpace() && canonical
 		if p.pos >= len(p.data) {
 			return Value{}, p.fail(ErrNotJSON, "unexpected end of input in object")
 		}
@@ -197,14 +260,26 @@ func (p *parser) object(depth int) (Value, error) {
 			return Value{}, p.fail(ErrNotJSON, "expected ',' or '}' in object")
 		}
 		p.pos++
-		p.skipSpace()
+		canonical = !p.skipSpace() && canonical
 	}
+	members := slices.Clone(p.members[base:])
 	if !sorted {
 		if err := sortMembers(members, objStart); err != nil {
 			return Value{}, err
 		}
 	}
-	return Value{kind: Object, members: members}, nil
+	return Value{kind: Object, members: members, str: p.canonicalSource(canonical && sorted, objStart)}, nil
+}
+
+// canonicalSource returns the source text from start to the current
+// position when canonical is set: the text is then exactly the canonical
+// encoding of the value just parsed, and Append copies it.
+func (p *parser) canonicalSource(canonical bool, start int) string {
+	p.canonical = canonical
+	if !canonical {
+		return ""
+	}
+	return p.src[start:p.pos]
 }
 
 // sortMembers puts members into canonical order and rejects a repeated key.
@@ -226,47 +301,58 @@ func (p *parser) array(depth int) (Value, error) {
 	if depth > p.maxDepth {
 		return Value{}, p.fail(ErrBadJSON, "nesting deeper than the limit")
 	}
+	arrStart := p.pos
 	p.pos++ // '['
-	p.skipSpace()
-	items := []Value{}
+	canonical := !p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
 		p.pos++
-		return Value{kind: Array, items: items}, nil
+		return Value{kind: Array, items: []Value{}, str: p.canonicalSource(canonical, arrStart)}, nil
 	}
+	base := len(p.items)
+	defer func() {
+		clear(p.items[base:])
+		p.items = p.items[:base]
+	}()
 	for {
 		v, err := p.value(depth)
 		if err != nil {
 			return Value{}, err
 		}
-		items = append(items, v)
-		p.skipSpace()
+		p.items = append(p.items, v)
+		canonical = !p.skipSpace() && canonical && p.canonical
 		if p.pos >= len(p.data) {
 			return Value{}, p.fail(ErrNotJSON, "unexpected end of input in array")
 		}
 		if p.data[p.pos] == ']' {
 			p.pos++
-			return Value{kind: Array, items: items}, nil
+			return Value{kind: Array, items: slices.Clone(p.items[base:]), str: p.canonicalSource(canonical, arrStart)}, nil
 		}
 		if p.data[p.pos] != ',' {
 			return Value{}, p.fail(ErrNotJSON, "expected ',' or ']' in array")
 		}
 		p.pos++
-		p.skipSpace()
+		canonical = !p.skipSpace() && canonical
 	}
 }
 
 // string parses a JSON string starting at the opening quote and returns it
-// decoded.
-func (p *parser) string() (string, error) {
+// decoded. It also reports whether the source text is the string's
+// canonical encoding: raw UTF-8, with only the escapes that the canonical
+// encoder writes.
+func (p *parser) string() (string, bool, error) {
 	p.pos++ // opening quote
 	start := p.pos
 	// Fast path: no escapes, ASCII or valid UTF-8 without control characters.
 	for p.pos < len(p.data) {
+		p.pos += plainASCIIPrefix(p.data[p.pos:])
+		if p.pos >= len(p.data) {
+			break
+		}
 		c := p.data[p.pos]
 		if c == '"' {
-			s := p.data[start:p.pos]
+			s := p.src[start:p.pos]
 			p.pos++
-			return string(s), nil
+			return s, true, nil
 		}
 		if c == '\\' || c < 0x20 {
 			break
@@ -277,7 +363,7 @@ func (p *parser) string() (string, error) {
 		}
 		r, size := utf8.DecodeRune(p.data[p.pos:])
 		if r == utf8.RuneError && size <= 1 {
-			return "", p.fail(ErrNotJSON, "invalid UTF-8 in string")
+			return "", false, p.fail(ErrNotJSON, "invalid UTF-8 in string")
 		}
 		p.pos += size
 	}
@@ -286,34 +372,98 @@ func (p *parser) string() (string, error) {
 	return p.stringSlow(buf)
 }
 
-func (p *parser) stringSlow(buf []byte) (string, error) {
+// Masks of plainASCIIPrefix: one byte repeated in every byte of a word.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plainASCIIPrefix returns the length of the leading run of data, in whole
+// 8-byte words, in which every byte is printable ASCII other than the quote
+// and the backslash: bytes that a string scan passes over unchanged.
+func plainASCIIPrefix(data []byte) int {
+	n := 0
+	for len(data)-n >= 8 {
+		w := binary.LittleEndian.Uint64(data[n:])
+		// A byte is flagged when its high bit is set (non-ASCII), when it
+		// is below 0x20, or when it equals '"' or '\\'. Each test sets the
+		// high bit of the flagged bytes of its word. A borrow only starts
+		// at a flagged byte, so a word without one has no bit set.
+		control := (w - ones*0x20) &^ w
+		quote := w ^ (ones * '"')
+		backslash := w ^ (ones * '\\')
+		found := (w | control | (quote-ones)&^quote | (backslash-ones)&^backslash) & highs
+		if found != 0 {
+			return n
+		}
+		n += 8
+	}
+	return n
+}
+
+func (p *parser) stringSlow(buf []byte) (string, bool, error) {
+	canonical := true
 	for p.pos < len(p.data) {
 		c := p.data[p.pos]
 		switch {
 		case c == '"':
 			p.pos++
-			return string(buf), nil
+			return string(buf), canonical, nil
 		case c == '\\':
+			canonical = canonical && p.canonicalEscape()
 			var err error
 			buf, err = p.escape(buf)
 			if err != nil {
-				return "", err
+				return "", false, err
 			}
 		case c < 0x20:
-			return "", p.fail(ErrNotJSON, "unescaped control character in string")
+			return "", false, p.fail(ErrNotJSON, "unescaped control character in string")
 		case c < utf8.RuneSelf:
 			buf = append(buf, c)
 			p.pos++
 		default:
 			r, size := utf8.DecodeRune(p.data[p.pos:])
 			if r == utf8.RuneError && size <= 1 {
-				return "", p.fail(ErrNotJSON, "invalid UTF-8 in string")
+				return "", false, p.fail(ErrNotJSON, "invalid UTF-8 in string")
 			}
 			buf = append(buf, p.data[p.pos:p.pos+size]...)
 			p.pos += size
 		}
 	}
-	return "", p.fail(ErrNotJSON, "unterminated string")
+	return "", false, p.fail(ErrNotJSON, "unterminated string")
+}
+
+// canonicalEscape reports whether the escape at p.pos is one that
+// AppendString writes: the short escapes of the quote, the backslash,
+// \b, \t, \n, \f and \r, and \u00xx in lower-case hex for the other
+// control characters. It does not check that the escape is valid.
+func (p *parser) canonicalEscape() bool {
+	if p.pos+1 >= len(p.data) {
+		return false
+	}
+	switch p.data[p.pos+1] {
+	case '"', '\\', 'b', 't', 'n', 'f', 'r':
+		return true
+	case 'u':
+	default:
+		return false
+	}
+	if p.pos+6 > len(p.data) {
+		return false
+	}
+	hex := p.src[p.pos+2 : p.pos+6]
+	if hex[0] != '0' || hex[1] != '0' || (hex[2] != '0' && hex[2] != '1') || !isLowerHexDigit(hex[3]) {
+		return false
+	}
+	switch hex[2:] {
+	case "08", "09", "0a", "0c", "0d":
+		return false // these have short escapes
+	}
+	return true
+}
+
+func isLowerHexDigit(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
 }
 
 // escape decodes one backslash escape at p.pos and appends it to buf.
@@ -439,7 +589,7 @@ func (p *parser) number() (Value, error) {
 		}
 	}
 	p.pos = i
-	text := string(d[start:i])
+	text := p.src[start:i]
 	v := Value{kind: Number, str: text}
 	if intEnd == i && text != "-0" {
 		if n, err := strconv.ParseInt(text, 10, 64); err == nil && inCanonicalRange(n) {

@@ -55,12 +55,16 @@ func (k Kind) String() string {
 // Value is an immutable parsed JSON value. The zero Value is JSON null.
 type Value struct {
 	kind Kind
-	// flag is the boolean of a Bool, and for a Number whether its text is a
-	// canonical integer.
+	// flag is the boolean of a Bool, for a Number whether its text is a
+	// canonical integer, and for a String whether its canonical encoding
+	// is its text between quotes, with nothing to escape.
 	flag bool
 	// num is the value of a Number whose text is a canonical integer.
 	num int64
-	// str is the decoded string of a String, or the source text of a Number.
+	// str is the decoded string of a String, the source text of a Number,
+	// and for a parsed Array or Object whose source text is exactly its
+	// canonical encoding, that text, which Append then copies. It is empty
+	// for containers built in memory or parsed from other text.
 	str string
 	// items holds array elements.
 	items []Value
