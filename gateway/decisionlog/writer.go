@@ -1,9 +1,7 @@
 package decisionlog
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -245,21 +243,14 @@ func (w *Writer) encode(rec *Record) ([]byte, error) {
 	filled.Timestamp = filled.Timestamp.UTC()
 	filled.Labels = mergeLabels(rec.Labels, w.labels)
 
-	masked, err := w.masker.Apply(filled)
+	line, err := appendRecord(nil, &filled, w.masker)
 	if err != nil {
-		return nil, err
-	}
-
-	var line bytes.Buffer
-	enc := json.NewEncoder(&line)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&masked); err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
-	if line.Len() > w.maxRecordBytes {
-		return nil, fmt.Errorf("encoded record is %d bytes, more than the maximum of %d", line.Len(), w.maxRecordBytes)
+	if len(line) > w.maxRecordBytes {
+		return nil, fmt.Errorf("encoded record is %d bytes, more than the maximum of %d", len(line), w.maxRecordBytes)
 	}
-	return line.Bytes(), nil
+	return line, nil
 }
 
 // mergeLabels returns own plus the defaults for the keys that own does not
