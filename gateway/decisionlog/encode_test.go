@@ -169,3 +169,22 @@ func FuzzMaskedEncoding(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendRecordAllocations(t *testing.T) {
+	rec := pduRecord()
+	masker := DefaultMasker()
+	buf := make([]byte, 0, 8192)
+	encode := func() {
+		var err error
+		if buf, err = appendRecord(buf[:0], rec, masker); err != nil {
+			t.Fatal(err)
+		}
+	}
+	encode()
+	// Measured with Go 1.26 on linux/amd64: 115, most of them
+	// encoding/json's, for the maps of the input, and a few more under the
+	// race detector, whose pools drop items.
+	if got := testing.AllocsPerRun(100, encode); got > 130 {
+		t.Errorf("appendRecord allocates %v times per PDU record, want at most 130", got)
+	}
+}
