@@ -34,6 +34,10 @@ type Decision struct {
 	Result map[string]any `json:"-"`
 }
 
+// ShadowMember is the member of a decision object that decision records
+// use for the outcome of a shadow policy. A policy must not return it.
+const ShadowMember = "shadow"
+
 // Errors for a policy result that is not a valid decision. Decide wraps them.
 var (
 	// ErrUndefinedDecision means that the decision rule produced no value.
@@ -66,6 +70,10 @@ func decisionFromResults(results rego.ResultSet) (Decision, error) {
 	reasons, err := reasonsFromResult(object["reasons"])
 	if err != nil {
 		return Decision{}, err
+	}
+	if _, reserved := object[ShadowMember]; reserved {
+		return Decision{}, fmt.Errorf("%w: member %q is reserved for the gateway's record of a shadow decision, rename it",
+			ErrInvalidDecision, ShadowMember)
 	}
 
 	return Decision{Allow: allow, Reasons: reasons, Result: object}, nil
