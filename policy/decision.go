@@ -103,6 +103,13 @@ func reasonsFromResult(value any) ([]string, error) {
 // typeName returns the JSON type name of a decoded value, such as a decision
 // converted from Rego (where sets have become arrays) or a data file.
 func typeName(value any) string {
+	return JSONTypeName(value)
+}
+
+// JSONTypeName returns the JSON type name of a value decoded from JSON or
+// converted from Rego, with its article, such as "an array", for error
+// messages.
+func JSONTypeName(value any) string {
 	switch value.(type) {
 	case nil:
 		return "null"
