@@ -271,7 +271,7 @@ func (g *Gateway) installBundle(ctx context.Context, src *policySource, raw []by
 	}
 
 	g.reloadMu.Lock()
-	if fromBundle && allowlistRevision(parsed.Allowlist) != g.currentPolicies().allowlistRevision {
+	if fromBundle && allowlistRevision(parsed.Allowlist) != g.allowlistInForce() {
 		if err := g.applyAllowlist("bundle", parsed.Allowlist); err != nil {
 			g.reloadMu.Unlock()
 			return g.reloadFailed(ctx, src.name(), string(bundle.ReasonAllowlist), trigger, err)
@@ -334,10 +334,7 @@ func (g *Gateway) reloadAllowlistFile(ctx context.Context, trigger string) error
 	}
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	oldRevision := ""
-	if current := g.currentPolicies(); current != nil {
-		oldRevision = current.allowlistRevision
-	}
+	oldRevision := g.allowlistInForce()
 	if allowlistRevision(entries) == oldRevision {
 		g.log.DebugContext(ctx, "allow-list unchanged", keyFile, file, keyTrigger, trigger)
 		return nil
@@ -346,7 +343,7 @@ func (g *Gateway) reloadAllowlistFile(ctx context.Context, trigger string) error
 		return g.reloadFailed(ctx, source, string(bundle.ReasonAllowlist), trigger, err)
 	}
 	g.log.InfoContext(ctx, "allow-list in force", keyFile, file, keyCount, len(entries), keyTrigger, trigger,
-		keyOldRevision, oldRevision, keyNewRevision, g.currentPolicies().allowlistRevision)
+		keyOldRevision, oldRevision, keyNewRevision, g.allowlistInForce())
 	g.counters.reloads.Add(ctx, 1, sourceAttribute(source))
 	return nil
 }

@@ -49,6 +49,15 @@ func (g *Gateway) currentPolicies() *policySet {
 	return g.policies.Load()
 }
 
+// allowlistInForce returns the revision of the allow-list in force, ""
+// before the first one is loaded.
+func (g *Gateway) allowlistInForce() string {
+	if current := g.policies.Load(); current != nil {
+		return current.allowlistRevision
+	}
+	return ""
+}
+
 // updatePolicies publishes a copy of the policy set in force changed by
 // update. Readers load the set without locking; writers are serialized by
 // reloadMu, which the caller must hold.
