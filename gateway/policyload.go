@@ -68,9 +68,9 @@ type bundleSource struct {
 
 	// mu serializes refreshes of this source and guards the fields below.
 	mu sync.Mutex
-	// etag is the entity tag of the bundle in force; failedETag that of
-	// the last rejected one, sent instead so that a bundle that failed is
-	// not fetched and rejected again until it changes.
+	// etag is the entity tag of the bundle in force. failedETag is that of
+	// the last rejected bundle. It is sent instead, so that a rejected
+	// bundle is not fetched and rejected again until it changes.
 	etag, failedETag string
 }
 
@@ -153,8 +153,8 @@ func newPolicySources(cfg *Config) (enforced, shadow *policySource, err error) {
 // loadInitialPolicies puts the enforced and shadow policies in force at
 // start. A bundle that cannot be fetched or is rejected is replaced by the
 // last verified bundle saved in the state directory. Without an enforced
-// policy the gateway does not start; a shadow policy that does not load is
-// logged and retried on the next change, poll or SIGHUP.
+// policy the gateway does not start. A shadow policy that does not load is
+// logged, and loaded again on the next change, poll or SIGHUP.
 func (g *Gateway) loadInitialPolicies(ctx context.Context) error {
 	if err := g.loadPolicy(ctx, g.enforcedSource, triggerStart); err != nil {
 		return err
@@ -189,8 +189,8 @@ func (g *Gateway) loadPolicy(ctx context.Context, src *policySource, trigger str
 	return nil
 }
 
-// reloadPolicy reloads the policy of src: it rereads the files, or asks
-// the bundle server for a newer bundle.
+// reloadPolicy reloads the policy of src: it rereads the files, or
+// requests a newer bundle from the bundle server.
 func (g *Gateway) reloadPolicy(ctx context.Context, src *policySource, trigger string) error {
 	if src.bundle == nil {
 		return g.reloadPolicyFiles(ctx, src, trigger)

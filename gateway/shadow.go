@@ -20,7 +20,7 @@ const (
 	shadowError      = "error"
 )
 
-// shadowOutcome is what the shadow policy decided for one item, recorded
+// shadowOutcome is the shadow policy's decision on one item, recorded
 // under result.shadow of the item's decision record.
 type shadowOutcome struct {
 	// Outcome is "would allow", "would deny" or "error".
@@ -33,7 +33,7 @@ type shadowOutcome struct {
 	// Agrees reports whether the shadow policy's allow equals the enforced
 	// policy's. It is absent when either evaluation failed.
 	Agrees *bool `json:"agrees,omitempty"`
-	// Error is why the shadow evaluation failed.
+	// Error is the error of a failed shadow evaluation.
 	Error string `json:"error,omitempty"`
 	// Result is the shadow policy's whole decision object.
 	Result map[string]any `json:"result,omitempty"`
