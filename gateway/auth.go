@@ -163,9 +163,10 @@ func (g *Gateway) requireClientCertificate(cs tls.ConnectionState, remote string
 		return errors.New("client certificate required")
 	}
 	reason := "TLS handshake refused: no client certificate; this listener requires one"
-	rec := decisionlog.NewRecord(g.policy.Path(policy.KindRequest))
+	policies := g.currentPolicies()
+	rec := decisionlog.NewRecord(policies.enforced.Path(policy.KindRequest))
 	rec.Timestamp = g.now().UTC()
-	rec.Bundles = decisionlog.PolicyBundles(g.policy.Revision())
+	rec.Bundles = policies.bundles()
 	rec.Matrix = &decisionlog.Matrix{Direction: string(policy.DirectionInbound), Destination: cs.ServerName, Endpoint: "tls_handshake"}
 	rec.Action, rec.Error = actionRejected, reason
 	rec.Result = map[string]any{"allow": false, "reasons": []string{reason}}

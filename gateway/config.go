@@ -60,6 +60,9 @@ type Config struct {
 	Keys KeysConfig `yaml:"keys"`
 	// Policy names the Rego policy.
 	Policy PolicyConfig `yaml:"policy"`
+	// Reload configures how changed policy and allow-list files are
+	// noticed.
+	Reload ReloadConfig `yaml:"reload"`
 	// DecisionLog configures the decision records.
 	DecisionLog DecisionLogConfig `yaml:"decision_log"`
 	// Log configures the gateway's own log on standard error.
@@ -187,6 +190,9 @@ type HomeserverConfig struct {
 type AllowlistConfig struct {
 	// File is the YAML allow-list of federated servers.
 	File string `yaml:"file"`
+	// FromBundle takes the allow-list from the policy bundle, under
+	// bordergate/allowlist, instead of File.
+	FromBundle bool `yaml:"from_bundle"`
 }
 
 // RoomsConfig seeds the rooms table.
@@ -222,20 +228,6 @@ type NotaryConfig struct {
 	Address string `yaml:"address"`
 	// Keys are the notary's verify keys, key ID to unpadded base64.
 	Keys map[string]string `yaml:"keys"`
-}
-
-// PolicyConfig names the Rego policy.
-type PolicyConfig struct {
-	// Paths are .rego files or directories; files ending in _test.rego
-	// are skipped.
-	Paths []string `yaml:"paths"`
-	// DataFile is an optional JSON or YAML document, readable from policy
-	// as data.bordergate.config.
-	DataFile string `yaml:"data_file"`
-	// DecisionCacheSize is the number of decisions kept per kind for
-	// reuse. Zero means policy.DefaultDecisionCacheSize, and -1 turns the
-	// cache off.
-	DecisionCacheSize int `yaml:"decision_cache_size"`
 }
 
 // DecisionLogConfig configures the decision records.
@@ -309,6 +301,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.DecisionLog.Sync, "always")
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "json")
+	c.setPolicyDefaults()
 }
 
 func setDefault(field *string, value string) {
@@ -344,7 +337,7 @@ func (c *Config) Validate() error {
 		c.validateHomeserver,
 		c.validateKeys,
 		c.validateOutbound,
-		c.validateFiles,
+		c.validatePolicy,
 		c.validateEnums,
 	}
 	for _, check := range checks {
@@ -501,20 +494,6 @@ func (c *Config) validateOutbound() error {
 	return nil
 }
 
-func (c *Config) validateFiles() error {
-	if c.Allowlist.File == "" {
-		return bad("allowlist.file", "missing", "name the YAML allow-list of federated servers")
-	}
-	if len(c.Policy.Paths) == 0 {
-		return bad("policy.paths", "missing", "list the .rego files or directories of the policy")
-	}
-	if c.Policy.DecisionCacheSize < -1 {
-		return bad("policy.decision_cache_size", fmt.Sprintf("invalid value %d", c.Policy.DecisionCacheSize),
-			"write a number of decisions, 0 for the default or -1 to turn the cache off")
-	}
-	return nil
-}
-
 func (c *Config) validateEnums() error {
 	if len(c.DecisionLog.Mask) > 0 {
 		if _, err := decisionlog.NewMasker(c.DecisionLog.Mask); err != nil {
@@ -572,15 +551,15 @@ func (c *Config) resolvePaths() {
 	for _, p := range []*string{
 		&c.Inbound.TLS.CertFile, &c.Inbound.TLS.KeyFile, &c.Inbound.TLS.ClientCAFile,
 		&c.Homeserver.CAFile, &c.StateDir, &c.Allowlist.File, &c.Rooms.SeedFile,
-		&c.Keys.CAFile, &c.Policy.DataFile, &c.DecisionLog.File,
+		&c.Keys.CAFile, &c.DecisionLog.File,
 		&c.Outbound.InterceptCA.CertFile, &c.Outbound.InterceptCA.KeyFile,
 		&c.Outbound.ClientTLS.CertFile, &c.Outbound.ClientTLS.KeyFile, &c.Outbound.FederationCAFile,
 		&c.Outbound.SigningKeyFile,
 	} {
 		*p = c.resolve(*p)
 	}
-	for i := range c.Policy.Paths {
-		c.Policy.Paths[i] = c.resolve(c.Policy.Paths[i])
+	for _, p := range c.policyPaths() {
+		*p = c.resolve(*p)
 	}
 	if c.Inbound.TLS.ACME != nil {
 		c.Inbound.TLS.ACME.CARootFile = c.resolve(c.Inbound.TLS.ACME.CARootFile)

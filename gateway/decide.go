@@ -28,9 +28,9 @@ func (g *Gateway) requestRecord(ex *exchange) *decisionlog.Record {
 }
 
 func (g *Gateway) newRecord(kind policy.Kind, ex *exchange) *decisionlog.Record {
-	rec := decisionlog.NewRecord(g.policy.Path(kind))
+	rec := decisionlog.NewRecord(ex.policies.enforced.Path(kind))
 	rec.Timestamp = g.now().UTC()
-	rec.Bundles = decisionlog.PolicyBundles(g.policy.Revision())
+	rec.Bundles = ex.policies.bundles()
 	rec.Matrix = &decisionlog.Matrix{
 		Direction:   string(ex.flow()),
 		Origin:      ex.origin,
@@ -100,6 +100,7 @@ func (g *Gateway) finish(ctx context.Context, ex *exchange) error {
 		records = append(records, ex.request)
 	}
 	ex.items, ex.request = nil, nil
+	ex.shadows.attach(records)
 	return g.writeRecords(ctx, records)
 }
 
@@ -174,9 +175,9 @@ func (g *Gateway) lookupEntry(serverName string, now time.Time) *policy.Allowlis
 // decideItem evaluates the policy of kind for one PDU or EDU and records
 // the input and decision in rec. A denied item gets action "denied" and a
 // reason for the response.
-func (g *Gateway) decideItem(ctx context.Context, kind policy.Kind, input any, rec *decisionlog.Record) (bool, string, error) {
+func (g *Gateway) decideItem(ctx context.Context, ex *exchange, kind policy.Kind, input any, rec *decisionlog.Record) (bool, string, error) {
 	rec.Input = input
-	decision, err := g.policy.Decide(ctx, kind, input)
+	decision, err := g.decide(ctx, ex, kind, input, rec)
 	if err != nil {
 		return false, "", err
 	}

@@ -51,7 +51,7 @@ func (g *Gateway) checkEDU(ctx context.Context, ex *exchange, txn *transaction, 
 	input.EDU = policy.EDU{EDUType: eduType, Content: contentMap}
 	input.RoomIDs = rooms
 
-	allowed, reason, err := g.decideItem(ctx, policy.KindEDU, input, rec)
+	allowed, reason, err := g.decideItem(ctx, ex, policy.KindEDU, input, rec)
 	if err != nil {
 		return fail("policy evaluation failed: " + err.Error())
 	}

@@ -123,6 +123,15 @@ type gatewayOptions struct {
 	requireClientCert bool
 	// altServerName, when set, is a second local server name.
 	altServerName string
+	// policyConfig, when set, replaces the policy line of the
+	// configuration; allowlistConfig replaces the allow-list line.
+	policyConfig    string
+	allowlistConfig string
+	// extraConfig is appended to the configuration.
+	extraConfig string
+	// setup runs in the gateway's directory before the gateway starts,
+	// with the remote server's public key in unpadded base64.
+	setup func(dir, remoteKey string)
 }
 
 func startGateway(t *testing.T, opts gatewayOptions) *testGateway {
@@ -202,6 +211,16 @@ rooms: {seed_file: rooms.yaml}
 policy: {paths: [%q], data_file: policy-data.json}
 decision_log: {file: decisions.jsonl}
 %s`, serverNames, opts.requireClientCert, opts.maxConcurrent, hsURL, timeout, regoDir(t), outboundConfig)
+	config += opts.extraConfig
+	if opts.policyConfig != "" {
+		config = strings.Replace(config, fmt.Sprintf("policy: {paths: [%q], data_file: policy-data.json}\n", regoDir(t)), opts.policyConfig+"\n", 1)
+	}
+	if opts.allowlistConfig != "" {
+		config = strings.Replace(config, "allowlist: {file: allowlist.yaml}\n", opts.allowlistConfig+"\n", 1)
+	}
+	if opts.setup != nil {
+		opts.setup(dir, base64.RawStdEncoding.EncodeToString(pub))
+	}
 	writeFile(t, dir, "bordergate.yaml", config)
 	cfg, err := LoadConfig(filepath.Join(dir, "bordergate.yaml"))
 	if err != nil {

@@ -69,6 +69,14 @@ type exchange struct {
 	request *decisionlog.Record
 	// items are the records of PDU and EDU decisions.
 	items []*decisionlog.Record
+
+	// policies is the policy set that decides the whole exchange, taken
+	// when it starts, so that a reload in the middle of it changes nothing
+	// of it.
+	policies *policySet
+	// shadows are the shadow outcomes of the records, added to them when
+	// they are written.
+	shadows shadowOutcomes
 }
 
 // ServeHTTP runs the inbound pipeline on one federation request.
@@ -78,6 +86,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve runs the pipeline on the request of ex and writes the response.
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, ex *exchange) {
+	ex.policies = g.currentPolicies()
 	var err error
 	select {
 	case g.slots <- struct{}{}:
@@ -308,7 +317,7 @@ func (g *Gateway) decideRequest(ctx context.Context, ex *exchange) error {
 	input := g.requestInput(ex)
 	rec := g.requestRecord(ex)
 	rec.Input = input
-	decision, err := g.policy.Decide(ctx, policy.KindRequest, input)
+	decision, err := g.decide(ctx, ex, policy.KindRequest, input, rec)
 	if err != nil {
 		return wrapError(http.StatusInternalServerError, codeUnknown, "policy evaluation failed", err)
 	}
@@ -389,6 +398,7 @@ func (g *Gateway) commitItems(ctx context.Context, ex *exchange) error {
 	}
 	items := ex.items
 	ex.items = nil
+	ex.shadows.attach(items)
 	return g.writeRecords(ctx, items)
 }
 

@@ -134,7 +134,7 @@ func (g *Gateway) checkPDU(ctx context.Context, ex *exchange, raw canonicaljson.
 		return fail(err.Error())
 	}
 
-	allowed, reason, err := g.decideItem(ctx, policy.KindPDU, g.pduInput(ex, pc, room, pdu, res), rec)
+	allowed, reason, err := g.decideItem(ctx, ex, policy.KindPDU, g.pduInput(ex, pc, room, pdu, res), rec)
 	if err != nil {
 		return fail("policy evaluation failed: " + err.Error())
 	}

@@ -5,28 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/bordergate/bordergate/certs"
 	"github.com/bordergate/bordergate/gateway/store"
 	"github.com/bordergate/bordergate/policy"
 )
 
-// Reload rereads the allow-list file and the inbound certificate files,
+// Reload rereads the allow-list file and the policy files, asks the
+// bundle servers for newer bundles, rereads the inbound certificate files
 // and reopens the decision log file, as after log rotation, without
-// stopping the listeners. An allow-list that
-// fails to load or validate is rejected as a whole and the one in force
-// stays; the error says why.
+// stopping the listeners. SIGHUP calls it. An allow-list or policy that
+// fails to load is rejected whole and the one in force stays; the error
+// says why.
 func (g *Gateway) Reload(ctx context.Context) error {
 	var errs []error
-	entries, err := store.LoadAllowlist(g.cfg.Allowlist.File)
-	if err == nil {
-		err = g.store.ReplaceAllowlist(entries)
+	if g.cfg.Allowlist.File != "" {
+		errs = append(errs, g.reloadAllowlistFile(ctx, triggerHangup))
 	}
-	if err != nil {
-		g.log.ErrorContext(ctx, "allow-list not reloaded, the previous one stays in force", keyFile, g.cfg.Allowlist.File, keyErr, err)
-		errs = append(errs, fmt.Errorf("reload allow-list: %w", err))
-	} else {
-		g.log.InfoContext(ctx, "allow-list reloaded", keyFile, g.cfg.Allowlist.File, keyCount, len(entries))
+	for _, src := range []*policySource{g.enforcedSource, g.shadowSource} {
+		if src != nil {
+			errs = append(errs, g.reloadPolicy(ctx, src, triggerHangup))
+		}
 	}
 	if g.reloader != nil {
 		if err := g.reloader.Reload(); err != nil {
@@ -41,9 +43,27 @@ func (g *Gateway) Reload(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// ReloadOnHangup calls Reload on each SIGHUP until ctx ends. Reload logs
+// its own errors.
+func (g *Gateway) ReloadOnHangup(ctx context.Context) {
+	hangups := make(chan os.Signal, 1)
+	signal.Notify(hangups, syscall.SIGHUP)
+	defer signal.Stop(hangups)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hangups:
+			_ = g.Reload(ctx)
+		}
+	}
+}
+
 // Check loads everything a configuration names, the allow-list, rooms seed
 // file, policy, certificates and CA bundles, without listening, opening
-// the decision log or writing state, and returns the first problem.
+// the decision log or writing state, and returns the first problem. A
+// bundle is not fetched: Check reads its signing keys, CA file and token
+// file only.
 func Check(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	memCfg := *cfg
 	memCfg.StateDir = ""
@@ -52,6 +72,15 @@ func Check(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
+	if cfg.Allowlist.File != "" {
+		entries, err := store.LoadAllowlist(cfg.Allowlist.File)
+		if err == nil {
+			err = st.ReplaceAllowlist(entries)
+		}
+		if err != nil {
+			return fmt.Errorf("load allow-list: %w", err)
+		}
+	}
 	clientCert, err := loadClientCertificate(cfg.Outbound.ClientTLS, log)
 	if err != nil {
 		return err
@@ -73,8 +102,8 @@ func Check(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			return fmt.Errorf("outbound.signing_key_file: %w", err)
 		}
 	}
-	if _, err := policy.New(ctx, policy.Config{Paths: cfg.Policy.Paths, DataFile: cfg.Policy.DataFile, Logger: log}); err != nil {
-		return fmt.Errorf("load policy: %w", err)
+	if err := checkPolicies(ctx, &memCfg, log); err != nil {
+		return err
 	}
 	if _, err := newForwarder(cfg.Homeserver); err != nil {
 		return err
@@ -94,6 +123,27 @@ func Check(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	if _, err := certs.ServerTLSConfig(tlsCfg.CertFile, tlsCfg.KeyFile, tlsCfg.ClientCAFile); err != nil {
 		return fmt.Errorf("inbound tls: %w", err)
+	}
+	return nil
+}
+
+// checkPolicies loads the enforced and shadow policies that come from
+// files, and the keys, CA and token files of those that come from bundles.
+func checkPolicies(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	enforced, shadow, err := newPolicySources(cfg)
+	if err != nil {
+		return err
+	}
+	for _, src := range []*policySource{enforced, shadow} {
+		if src == nil || src.bundle != nil {
+			continue
+		}
+		if _, err := policy.New(ctx, policy.Config{Paths: src.paths, DataFile: src.dataFile, Logger: log, DecisionCacheSize: cfg.Policy.DecisionCacheSize}); err != nil {
+			if src.role == roleShadow {
+				return fmt.Errorf("load shadow policy: %w", err)
+			}
+			return fmt.Errorf("load policy: %w", err)
+		}
 	}
 	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bordergate/bordergate/certs"
@@ -23,7 +25,6 @@ import (
 	"github.com/bordergate/bordergate/gateway/keys"
 	"github.com/bordergate/bordergate/gateway/store"
 	"github.com/bordergate/bordergate/gateway/telemetry"
-	"github.com/bordergate/bordergate/policy"
 )
 
 // keyRing is what the pipeline needs of the key ring.
@@ -40,7 +41,6 @@ type Gateway struct {
 	log       *slog.Logger
 	store     *store.Store
 	keys      keyRing
-	policy    *policy.Engine
 	decisions *decisionlog.Writer
 	forward   *forwarder
 	tls       *tls.Config
@@ -74,10 +74,25 @@ type Gateway struct {
 	resign *signingKey
 	// metrics creates the gateway's counters and serves their values.
 	metrics *telemetry.Metrics
+
+	// policies is the policy set in force. Each exchange loads it once;
+	// reloads publish a new set, serialized by reloadMu.
+	policies atomic.Pointer[policySet]
+	reloadMu sync.Mutex
+	// enforcedSource and shadowSource load the enforced and the shadow
+	// policy; shadowSource is nil without policy.shadow.
+	enforcedSource, shadowSource *policySource
+	counters                     policyCounters
+	// background runs the file watcher and the bundle pollers until
+	// stopBackground is called.
+	background     sync.WaitGroup
+	stopBackground context.CancelFunc
 }
 
 // New builds a gateway from a validated configuration: it loads the
-// allow-list, the rooms table and the policy, and opens the decision log.
+// allow-list, the rooms table and the policy, opens the decision log, and
+// starts watching the policy and allow-list files and polling the bundle
+// servers until ctx ends or Close is called.
 func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: log, now: time.Now, slots: make(chan struct{}, cfg.Inbound.MaxConcurrentRequests)}
 	g.local = &localKeys{g: g}
@@ -96,8 +111,17 @@ func (g *Gateway) open(ctx context.Context) error {
 	if g.metrics, err = telemetry.New(); err != nil {
 		return err
 	}
+	g.counters = newPolicyCounters(g.metrics)
 	if g.store, err = openStore(g.cfg, g.log); err != nil {
 		return err
+	}
+	if g.enforcedSource, g.shadowSource, err = newPolicySources(g.cfg); err != nil {
+		return err
+	}
+	if g.cfg.Allowlist.File != "" {
+		if err := g.reloadAllowlistFile(ctx, triggerStart); err != nil {
+			return err
+		}
 	}
 	if g.clientCert, err = loadClientCertificate(g.cfg.Outbound.ClientTLS, g.log); err != nil {
 		return err
@@ -124,14 +148,8 @@ func (g *Gateway) open(ctx context.Context) error {
 			g.log.Warn("outbound re-signing enabled: the gateway holds the homeserver's signing key", keyFile, file)
 		}
 	}
-	g.policy, err = policy.New(ctx, policy.Config{
-		Paths:             g.cfg.Policy.Paths,
-		DataFile:          g.cfg.Policy.DataFile,
-		Logger:            g.log.With(keyComponent, "policy"),
-		DecisionCacheSize: g.cfg.Policy.DecisionCacheSize,
-	})
-	if err != nil {
-		return fmt.Errorf("load policy: %w", err)
+	if err := g.loadInitialPolicies(ctx); err != nil {
+		return err
 	}
 	if g.decisions, err = openDecisionLog(g.cfg, g.log); err != nil {
 		return err
@@ -142,22 +160,17 @@ func (g *Gateway) open(ctx context.Context) error {
 	if err := g.openInboundTLS(ctx); err != nil {
 		return fmt.Errorf("inbound tls: %w", err)
 	}
-	return nil
+	background, stop := context.WithCancel(ctx)
+	g.stopBackground = stop
+	return g.startPolicyUpdates(background)
 }
 
+// openStore opens the store and seeds its rooms table. The allow-list is
+// loaded by the policy sources.
 func openStore(cfg *Config, log *slog.Logger) (*store.Store, error) {
 	st, err := store.New(store.Options{StateDir: cfg.StateDir, Logger: log.With(keyComponent, "store")})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
-	}
-	entries, err := store.LoadAllowlist(cfg.Allowlist.File)
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("load allow-list: %w", err)
-	}
-	if err := st.ReplaceAllowlist(entries); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("load allow-list: %w", err)
 	}
 	if cfg.Rooms.SeedFile != "" {
 		if err := st.SeedRooms(cfg.Rooms.SeedFile); err != nil {
@@ -165,7 +178,6 @@ func openStore(cfg *Config, log *slog.Logger) (*store.Store, error) {
 			return nil, fmt.Errorf("seed rooms: %w", err)
 		}
 	}
-	log.Info("allow-list loaded", keyFile, cfg.Allowlist.File, keyCount, len(entries))
 	return st, nil
 }
 
@@ -353,8 +365,13 @@ func (g *Gateway) runServer(ctx context.Context, srv *http.Server, ln net.Listen
 	return fmt.Errorf("%s: %w", name, err)
 }
 
-// Close releases the decision log and the store.
+// Close stops the file watcher and the bundle pollers, and releases the
+// decision log and the store.
 func (g *Gateway) Close() error {
+	if g.stopBackground != nil {
+		g.stopBackground()
+	}
+	g.background.Wait()
 	var errs []error
 	if g.decisions != nil {
 		errs = append(errs, g.decisions.Close())

@@ -88,7 +88,7 @@ func (g *Gateway) decideTemplate(ctx context.Context, ex *exchange, v canonicalj
 	in.SenderEntry = g.lookupEntry(in.PDU.SenderServer, now)
 	in.SenderLocal = g.isLocal(in.PDU.SenderServer)
 
-	allowed, reason, err := g.decideItem(ctx, policy.KindPDU, in, rec)
+	allowed, reason, err := g.decideItem(ctx, ex, policy.KindPDU, in, rec)
 	if err != nil {
 		rec.Action, rec.Error = actionRejected, err.Error()
 		return wrapError(http.StatusInternalServerError, codeUnknown, "policy evaluation failed", err)

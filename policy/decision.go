@@ -34,6 +34,10 @@ type Decision struct {
 	Result map[string]any `json:"-"`
 }
 
+// ShadowMember is the member of a decision object that decision records
+// use for the outcome of a shadow policy. A policy must not return it.
+const ShadowMember = "shadow"
+
 // Errors for a policy result that is not a valid decision. Decide wraps them.
 var (
 	// ErrUndefinedDecision means that the decision rule produced no value.
@@ -67,6 +71,10 @@ func decisionFromResults(results rego.ResultSet) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
+	if _, reserved := object[ShadowMember]; reserved {
+		return Decision{}, fmt.Errorf("%w: member %q is reserved for the gateway's record of a shadow decision, rename it",
+			ErrInvalidDecision, ShadowMember)
+	}
 
 	return Decision{Allow: allow, Reasons: reasons, Result: object}, nil
 }
@@ -95,6 +103,13 @@ func reasonsFromResult(value any) ([]string, error) {
 // typeName returns the JSON type name of a decoded value, such as a decision
 // converted from Rego (where sets have become arrays) or a data file.
 func typeName(value any) string {
+	return JSONTypeName(value)
+}
+
+// JSONTypeName returns the JSON type name of a value decoded from JSON or
+// converted from Rego, with its article, such as "an array", for error
+// messages.
+func JSONTypeName(value any) string {
 	switch value.(type) {
 	case nil:
 		return "null"

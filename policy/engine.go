@@ -57,29 +57,38 @@ type Engine struct {
 // each kind. It fails when a file cannot be read or parsed, the policy does not
 // compile, or a kind has no decision rule.
 func New(ctx context.Context, cfg Config) (*Engine, error) {
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-
 	files, err := collectPolicyFiles(cfg.Paths, false)
 	if err != nil {
-		return nil, err
+		return nil, &LoadError{Stage: StageRead, Err: err}
 	}
 	modules, err := parseModules(files)
 	if err != nil {
-		return nil, err
+		return nil, &LoadError{Stage: StageParse, Err: err}
 	}
 	data, err := loadDataFile(cfg.DataFile)
 	if err != nil {
-		return nil, err
+		return nil, &LoadError{Stage: StageData, Err: err}
 	}
+	var value map[string]any
+	if data != nil {
+		value = data.value
+	}
+	return build(ctx, modules, value, revision(files, data), cfg.Logger, cfg.DecisionCacheSize, "data_file", cfg.DataFile)
+}
 
+// build compiles modules, prepares the query of each kind against data,
+// loaded as data.bordergate.config, with a decision cache of cacheSize
+// (as Config.DecisionCacheSize), and logs the loaded policy with the extra
+// log attributes attrs.
+func build(ctx context.Context, modules map[string]*ast.Module, data map[string]any, rev string, logger *slog.Logger, cacheSize int, attrs ...any) (*Engine, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	compiler := ast.NewCompiler().
 		WithDefaultRegoVersion(ast.RegoV1).
 		WithEnablePrintStatements(true)
 	if compiler.Compile(modules); compiler.Failed() {
-		return nil, fmt.Errorf("compile policy: %w", compiler.Errors)
+		return nil, &LoadError{Stage: StageCompile, Err: fmt.Errorf("compile policy: %w", compiler.Errors)}
 	}
 
 	store := newStore(data)
@@ -87,7 +96,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	engine := &Engine{
 		queries:  make(map[Kind]rego.PreparedEvalQuery, len(kinds)),
 		caches:   make(map[Kind]*decisionCache, len(kinds)),
-		revision: revision(files, data),
+		revision: rev,
 	}
 	for _, kind := range kinds {
 		query, err := prepareQuery(ctx, compiler, store, hook, kind)
@@ -95,13 +104,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			return nil, err
 		}
 		engine.queries[kind] = query
-		engine.caches[kind] = newCacheFor(ctx, logger, compiler, kind, cfg.DecisionCacheSize)
+		engine.caches[kind] = newCacheFor(ctx, logger, compiler, kind, cacheSize)
 	}
 
 	logger.InfoContext(ctx, "policy loaded",
-		"revision", engine.revision,
-		"module_count", len(modules),
-		"data_file", cfg.DataFile)
+		append([]any{"revision", engine.revision, "module_count", len(modules)}, attrs...)...)
 	return engine, nil
 }
 
@@ -132,7 +139,10 @@ func decisionRef(kind Kind) ast.Ref {
 func prepareQuery(ctx context.Context, compiler *ast.Compiler, store storage.Store, hook print.Hook, kind Kind) (rego.PreparedEvalQuery, error) {
 	query := decisionRef(kind).String()
 	if len(compiler.GetRules(decisionRef(kind))) == 0 {
-		return rego.PreparedEvalQuery{}, fmt.Errorf("policy defines no %s rule: add one to package bordergate.%s", query, kind)
+		return rego.PreparedEvalQuery{}, &LoadError{
+			Stage: StageDecisionRule,
+			Err:   fmt.Errorf("policy defines no %s rule: add one to package bordergate.%s", query, kind),
+		}
 	}
 
 	prepared, err := rego.New(
@@ -147,7 +157,7 @@ func prepareQuery(ctx context.Context, compiler *ast.Compiler, store storage.Sto
 		rego.PrintHook(hook),
 	).PrepareForEval(ctx)
 	if err != nil {
-		return rego.PreparedEvalQuery{}, fmt.Errorf("prepare %s: %w", query, err)
+		return rego.PreparedEvalQuery{}, &LoadError{Stage: StageCompile, Err: fmt.Errorf("prepare %s: %w", query, err)}
 	}
 	return prepared, nil
 }
@@ -155,10 +165,10 @@ func prepareQuery(ctx context.Context, compiler *ast.Compiler, store storage.Sto
 // newStore returns the policy data store, with data under bordergate.config.
 // The store keeps AST values, so that a read from the policy does not convert
 // the data again on every evaluation.
-func newStore(data *dataFile) storage.Store {
+func newStore(data map[string]any) storage.Store {
 	root := map[string]any{}
 	if data != nil {
-		root["bordergate"] = map[string]any{"config": data.value}
+		root["bordergate"] = map[string]any{"config": data}
 	}
 	return inmem.NewFromObjectWithOpts(root, inmem.OptReturnASTValuesOnRead(true))
 }

@@ -469,6 +469,12 @@ func TestDecideInvalidResults(t *testing.T) {
 			wantErr: ErrInvalidDecision,
 			message: "decide request: invalid decision: reasons[1] is a number, expected a string",
 		},
+		{
+			name:    "reserved shadow member",
+			body:    "decision := {\"allow\": true, \"reasons\": [], \"shadow\": {}}",
+			wantErr: ErrInvalidDecision,
+			message: `decide request: invalid decision: member "shadow" is reserved for the gateway's record of a shadow decision, rename it`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

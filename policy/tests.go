@@ -30,7 +30,11 @@ func RunTests(ctx context.Context, cfg Config) ([]*tester.Result, error) {
 		return nil, err
 	}
 
-	store := newStore(data)
+	var value map[string]any
+	if data != nil {
+		value = data.value
+	}
+	store := newStore(value)
 	txn, err := store.NewTransaction(ctx, storage.TransactionParams{})
 	if err != nil {
 		return nil, fmt.Errorf("open policy store: %w", err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -21,9 +20,11 @@ func newServeCommand() *cobra.Command {
 		Long: `Run the gateway with the YAML configuration in FILE until SIGINT or SIGTERM.
 A configuration error stops it before it listens.
 
-SIGHUP rereads the allow-list file and reopens the decision log file (after
-log rotation). An allow-list that fails to load is rejected whole and the one
-in force stays.`,
+The policy and allow-list files are reloaded when they change, and policy
+bundles are fetched again every poll interval. SIGHUP reloads them at once,
+rereads the certificate files and reopens the decision log file (after log
+rotation). A policy or allow-list that fails to load is rejected whole and
+the one in force stays.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := gateway.LoadConfig(configPath)
@@ -38,7 +39,7 @@ in force stays.`,
 				return err
 			}
 			defer g.Close()
-			go reloadOnHangup(ctx, g)
+			go g.ReloadOnHangup(ctx)
 			return g.Serve(ctx)
 		},
 	}
@@ -57,20 +58,4 @@ func newLogger(cfg gateway.LogConfig) *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
-}
-
-// reloadOnHangup reloads the gateway on each SIGHUP until ctx ends. Reload
-// logs its own errors.
-func reloadOnHangup(ctx context.Context, g *gateway.Gateway) {
-	hangups := make(chan os.Signal, 1)
-	signal.Notify(hangups, syscall.SIGHUP)
-	defer signal.Stop(hangups)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hangups:
-			_ = g.Reload(ctx)
-		}
-	}
 }
