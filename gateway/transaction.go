@@ -224,22 +224,22 @@ func (g *Gateway) withholdTransaction(ctx context.Context, ex *exchange, w http.
 	return nil
 }
 
-// writeRecords writes records concurrently, so that the decision log
-// commits them in one batch with one fsync, and returns once all are
-// written.
+// writeRecords writes records and returns once all are written. The
+// records are encoded by one goroutine per core, each writing its share as
+// one batch, so that the decision log commits them together with one fsync.
 func (g *Gateway) writeRecords(ctx context.Context, records []*decisionlog.Record) error {
 	ctx = context.WithoutCancel(ctx)
+	shares := min(runtime.GOMAXPROCS(0), len(records))
 	var wg sync.WaitGroup
-	errs := make([]error, len(records))
-	for i, rec := range records {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := g.decisions.Write(ctx, rec); err != nil {
-				g.log.Error("decision record not written", keyDecisionID, rec.DecisionID, keyErr, err)
+	errs := make([]error, shares)
+	for i := range shares {
+		share := records[len(records)*i/shares : len(records)*(i+1)/shares]
+		wg.Go(func() {
+			if err := g.decisions.WriteBatch(ctx, share); err != nil {
+				g.log.Error("decision records not written", keyCount, len(share), keyErr, err)
 				errs[i] = err
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

@@ -85,6 +85,16 @@ func (m *Masker) encodeRoot(root string, doc any, erased []string) ([]byte, []st
 	if !m.hasRoot(root) {
 		return encoded, erased, nil
 	}
+	if tree := m.trees[root]; tree != nil {
+		if masked, found, ok := eraseJSON(encoded, tree, len(m.pointers)); ok {
+			for i, matched := range found {
+				if matched {
+					erased = append(erased, m.pointers[i].text)
+				}
+			}
+			return masked, erased, nil
+		}
+	}
 
 	value, err := canonicaljson.ParseWith(encoded, canonicaljson.Options{MaxDepth: maxMaskDepth})
 	if err != nil {

@@ -143,29 +143,32 @@ func FuzzAppendJSONString(f *testing.F) {
 }
 
 // FuzzMaskedEncoding checks that masking the encoded input gives the same
-// document as masking a decoded copy.
+// document, and the same erased pointers in the same order, as masking a
+// decoded copy.
 func FuzzMaskedEncoding(f *testing.F) {
-	f.Add(`{"pdu":{"content":{"body":"x","n":1e21}}}`, "/input/pdu/content/body")
-	f.Add(`{"a":[1,{"b~/":2}]}`, "/input/a/1/b~0~1")
-	f.Add(`[1,2,3]`, "/input/2")
-	f.Add(`"text"`, "/input")
-	f.Add(`{"":{"":0}}`, "/input//")
-	f.Fuzz(func(t *testing.T, input, pointer string) {
+	f.Add(`{"pdu":{"content":{"body":"x","n":1e21}}}`, "/input/pdu/content/body", "/input/pdu/content/formatted_body")
+	f.Add(`{"a":[1,{"b~/":2}]}`, "/input/a/1/b~0~1", "/input/a/0")
+	f.Add(`[1,2,3]`, "/input/2", "/input/0")
+	f.Add(`"text"`, "/input", "/input/a")
+	f.Add(`{"":{"":0}}`, "/input//", "/input/")
+	f.Add(`{"a":{"b":1},"c":""}"}`, "/input/a", "/input/a/b")
+	f.Add(`{"a\"b":{"c":1}}`, "/input/a\"b/c", "/result/x")
+	f.Fuzz(func(t *testing.T, input, first, second string) {
 		if !json.Valid([]byte(input)) {
 			return
 		}
-		m, err := NewMasker([]string{pointer})
+		m, err := NewMasker([]string{first, second})
 		if err != nil {
 			return
 		}
 		rec := Record{Input: decodeJSON(t, input)}
 		got, err := appendRecord(nil, &rec, m)
 		if err != nil {
-			t.Fatalf("appendRecord(%s) with %q: %v", input, pointer, err)
+			t.Fatalf("appendRecord(%s) with %q and %q: %v", input, first, second, err)
 		}
 		want := encodeWithEncodingJSON(t, rec, m)
 		if canonicalForm(t, got) != canonicalForm(t, want) {
-			t.Fatalf("input %s, pointer %q:\n got %s\nwant %s", input, pointer, got, want)
+			t.Fatalf("input %s, pointers %q and %q:\n got %s\nwant %s", input, first, second, got, want)
 		}
 	})
 }

@@ -25,6 +25,10 @@ var defaultMaskPointers = []string{
 // policy returns. A Masker is immutable and safe for concurrent use.
 type Masker struct {
 	pointers []maskPointer
+	// trees holds the pointers of "input" and of "result" as trees for
+	// masking encoded documents, nil for a root whose pointers need the
+	// parsed form (see buildMaskTree).
+	trees map[string]*maskNode
 }
 
 // maskPointer is a parsed JSON pointer into a record.
@@ -71,6 +75,10 @@ func NewMasker(pointers []string) (*Masker, error) {
 			return nil, err
 		}
 		m.pointers = append(m.pointers, p)
+	}
+	m.trees = map[string]*maskNode{
+		"input":  buildMaskTree(m.pointers, "input"),
+		"result": buildMaskTree(m.pointers, "result"),
 	}
 	return m, nil
 }
