@@ -12,7 +12,8 @@ import (
 // bad and goes on with the next line. A line longer than MaxRecordBytes is
 // skipped up to its newline. ScanLines stops when fn or bad returns an
 // error, and returns that error unchanged, or when reading r fails, and
-// returns the read error with the number of the line it was reading.
+// returns a *LineError with the read error and the number of the line it was
+// reading.
 func ScanLines(r io.Reader, fn func(line int, rec Record) error, bad func(*LineError) error) error {
 	return scanLines(r, MaxRecordBytes, fn, bad)
 }
@@ -28,7 +29,7 @@ func scanLines(r io.Reader, maxLineBytes int, fn func(line int, rec Record) erro
 		case errors.Is(err, io.EOF) && len(line) == 0 && !tooLong:
 			return nil
 		case err != nil && !errors.Is(err, io.EOF):
-			return fmt.Errorf("line %d: %w", number, err)
+			return &LineError{Line: number, Err: err}
 		}
 
 		var lineErr *LineError
