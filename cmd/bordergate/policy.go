@@ -25,9 +25,28 @@ func newPolicyCommand() *cobra.Command {
 	return cmd
 }
 
-// formatFlag registers --format and returns its value.
-func formatFlag(cmd *cobra.Command) *string {
-	return cmd.Flags().String("format", string(policycmd.FormatPretty), "report format: pretty or json")
+// formatFlag registers --format.
+func formatFlag(cmd *cobra.Command) {
+	cmd.Flags().String("format", string(policycmd.FormatPretty), "report format: pretty or json")
+}
+
+// pathsRunE returns the RunE of a command on the policy files named by its
+// arguments: it stores them in paths and the checked --format in format,
+// then calls run.
+func pathsRunE(paths *[]string, format *policycmd.Format, run func(*cobra.Command) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		*paths = args
+		var err error
+		if *format, err = formatValue(cmd); err != nil {
+			return err
+		}
+		return run(cmd)
+	}
+}
+
+// formatValue returns the checked value of --format.
+func formatValue(cmd *cobra.Command) (policycmd.Format, error) {
+	return policycmd.ParseFormat(cmd.Flag("format").Value.String())
 }
 
 func newPolicyTestCommand() *cobra.Command {
@@ -44,14 +63,9 @@ gateway.
 ` + exitCodesHelp + ` Status 2 means that a test failed, raised an error or
 was skipped.`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var err error
-			if cfg.Format, err = policycmd.ParseFormat(cmd.Flag("format").Value.String()); err != nil {
-				return err
-			}
-			cfg.Policy.Paths = args
+		RunE: pathsRunE(&cfg.Policy.Paths, &cfg.Format, func(cmd *cobra.Command) error {
 			return policycmd.Test(cmd.Context(), cfg, cmd.OutOrStdout())
-		},
+		}),
 	}
 	formatFlag(cmd)
 	cmd.Flags().StringVar(&cfg.Policy.DataFile, "data", "", "policy data file (JSON or YAML), loaded as data.bordergate.config as the gateway loads it")
@@ -73,14 +87,9 @@ data.bordergate.edu.decision as rules with one value. Every problem is printed
 with its file, line and column.
 ` + exitCodesHelp + ` A problem in the policy exits with 1.`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var err error
-			if cfg.Format, err = policycmd.ParseFormat(cmd.Flag("format").Value.String()); err != nil {
-				return err
-			}
-			cfg.Policy.Paths = args
+		RunE: pathsRunE(&cfg.Policy.Paths, &cfg.Format, func(cmd *cobra.Command) error {
 			return policycmd.Check(cmd.Context(), cfg, cmd.OutOrStdout())
-		},
+		}),
 	}
 	formatFlag(cmd)
 	cmd.Flags().StringVar(&cfg.Policy.DataFile, "data", "", "policy data file (JSON or YAML) that must load too")
@@ -151,7 +160,7 @@ denies.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
-			if cfg.Format, err = policycmd.ParseFormat(cmd.Flag("format").Value.String()); err != nil {
+			if cfg.Format, err = formatValue(cmd); err != nil {
 				return err
 			}
 			if cfg.Policy, err = source.resolve(true); err != nil {
@@ -201,7 +210,7 @@ deployment of the candidate.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
-			if cfg.Format, err = policycmd.ParseFormat(cmd.Flag("format").Value.String()); err != nil {
+			if cfg.Format, err = formatValue(cmd); err != nil {
 				return err
 			}
 			if cfg.Policy, err = source.resolve(false); err != nil {

@@ -22,6 +22,9 @@ type CheckConfig struct {
 // --format json.
 type checkReport struct {
 	Errors []checkError `json:"errors"`
+
+	paths    []string
+	problems []policy.Problem
 }
 
 type checkError struct {
@@ -45,13 +48,9 @@ func Check(ctx context.Context, cfg CheckConfig, w io.Writer) error {
 		return err
 	}
 
-	if cfg.Format == FormatJSON {
-		err = writeJSON(w, checkReportOf(problems))
-	} else {
-		err = writeCheckPretty(w, cfg.Policy.Paths, problems)
-	}
-	if err != nil {
-		return fmt.Errorf("write report: %w", err)
+	report := checkReportOf(cfg.Policy.Paths, problems)
+	if err := writeReport(w, cfg.Format, report, writeCheckPretty); err != nil {
+		return err
 	}
 	if len(problems) > 0 {
 		return &ExitError{Code: ExitCodeError, Err: fmt.Errorf("policy check found %d %s", len(problems), plural(len(problems), "problem"))}
@@ -59,8 +58,8 @@ func Check(ctx context.Context, cfg CheckConfig, w io.Writer) error {
 	return nil
 }
 
-func checkReportOf(problems []policy.Problem) checkReport {
-	report := checkReport{Errors: []checkError{}}
+func checkReportOf(paths []string, problems []policy.Problem) *checkReport {
+	report := &checkReport{Errors: []checkError{}, paths: paths, problems: problems}
 	for _, problem := range problems {
 		entry := checkError{Code: problem.Code, Message: problem.Message}
 		if problem.File != "" {
@@ -71,9 +70,9 @@ func checkReportOf(problems []policy.Problem) checkReport {
 	return report
 }
 
-func writeCheckPretty(w io.Writer, paths []string, problems []policy.Problem) error {
+func writeCheckPretty(w io.Writer, report *checkReport) error {
 	var b strings.Builder
-	for _, problem := range problems {
+	for _, problem := range report.problems {
 		if location := problem.Location(); location != "" {
 			b.WriteString(location + ": ")
 		}
@@ -81,9 +80,9 @@ func writeCheckPretty(w io.Writer, paths []string, problems []policy.Problem) er
 		message := strings.ReplaceAll(problem.Message, "\n", "\n  ")
 		fmt.Fprintf(&b, "%s: %s\n", problem.Code, message)
 	}
-	if len(problems) == 0 {
+	if len(report.problems) == 0 {
 		fmt.Fprintf(&b, "%s: policy is valid: it compiles with its tests and defines the request, pdu and edu decisions\n",
-			strings.Join(paths, ", "))
+			strings.Join(report.paths, ", "))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/bordergate/bordergate/policy"
 )
 
 // maxDocumentDepth bounds the nesting of an input document, so that a
@@ -30,7 +32,7 @@ func decodeDocument(src []byte) (map[string]any, error) {
 	}
 	object, ok := value.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("top level is %s, expected an object", jsonTypeName(value))
+		return nil, fmt.Errorf("top level is %s, expected an object", policy.TypeName(value))
 	}
 	return object, nil
 }
@@ -113,24 +115,4 @@ func position(src []byte, offset int64) string {
 	line := bytes.Count(before, []byte("\n")) + 1
 	column := int(offset) - bytes.LastIndexByte(before, '\n')
 	return "line " + strconv.Itoa(line) + ", column " + strconv.Itoa(column)
-}
-
-// jsonTypeName returns the JSON type of a decoded value, with its article.
-func jsonTypeName(value any) string {
-	switch value.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case string:
-		return "a string"
-	case json.Number:
-		return "a number"
-	case []any:
-		return "an array"
-	case map[string]any:
-		return "an object"
-	default:
-		return fmt.Sprintf("%T", value)
-	}
 }

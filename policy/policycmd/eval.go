@@ -100,7 +100,7 @@ func Eval(ctx context.Context, cfg EvalConfig, w io.Writer) error {
 		return fmt.Errorf("%w; the gateway denies on this error", err)
 	}
 
-	report := EvalReport{
+	report := &EvalReport{
 		Kind:     kind,
 		Path:     engine.Path(kind),
 		Allow:    decision.Allow,
@@ -116,13 +116,8 @@ func Eval(ctx context.Context, cfg EvalConfig, w io.Writer) error {
 		report.MaskedReads = maskedReads(engine, slices.Concat(rec.Erased, rec.Masked))
 	}
 
-	if cfg.Format == FormatJSON {
-		err = writeJSON(w, report)
-	} else {
-		err = writeEvalPretty(w, report)
-	}
-	if err != nil {
-		return fmt.Errorf("write report: %w", err)
+	if err := writeReport(w, cfg.Format, report, writeEvalPretty); err != nil {
+		return err
 	}
 	if cfg.FailOnDeny && !decision.Allow {
 		return failed("the policy denies the %s", kind)
@@ -169,7 +164,7 @@ func readEvalInput(path string, stdin io.Reader) (evalInput, error) {
 	}
 	input, ok := rec.Input.(map[string]any)
 	if !ok {
-		return evalInput{}, fmt.Errorf("decision record %s: input is %s, expected an object", rec.DecisionID, jsonTypeName(rec.Input))
+		return evalInput{}, fmt.Errorf("decision record %s: input is %s, expected an object", rec.DecisionID, policy.TypeName(rec.Input))
 	}
 	return evalInput{input: input, record: &rec}, nil
 }
@@ -206,7 +201,7 @@ func evalKind(flag string, document evalInput) (policy.Kind, error) {
 	if value, present := document.input["kind"]; present {
 		text, ok := value.(string)
 		if !ok {
-			return "", fmt.Errorf("input.kind is %s, expected request, pdu or edu", jsonTypeName(value))
+			return "", fmt.Errorf("input.kind is %s, expected request, pdu or edu", policy.TypeName(value))
 		}
 		found, err := ParseKind(text)
 		if err != nil {
@@ -239,7 +234,7 @@ func maskedReads(engine *policy.Engine, pointers []string) []MaskedRead {
 	return reads
 }
 
-func writeEvalPretty(w io.Writer, report EvalReport) error {
+func writeEvalPretty(w io.Writer, report *EvalReport) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s decision: %s\n", report.Kind, verdict(report.Allow))
 	for _, reason := range report.Reasons {

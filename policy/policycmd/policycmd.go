@@ -98,6 +98,20 @@ func kindOfPath(path string) (policy.Kind, bool) {
 	return kind, err == nil
 }
 
+// writeReport writes report as JSON or with pretty.
+func writeReport[R any](w io.Writer, format Format, report R, pretty func(io.Writer, R) error) error {
+	var err error
+	if format == FormatJSON {
+		err = writeJSON(w, report)
+	} else {
+		err = pretty(w, report)
+	}
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
 // writeJSON writes v as indented JSON followed by a newline.
 func writeJSON(w io.Writer, v any) error {
 	encoder := json.NewEncoder(w)

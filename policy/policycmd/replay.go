@@ -2,8 +2,8 @@ package policycmd
 
 import (
 	"bufio"
-	"cmp"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -44,13 +44,8 @@ func Replay(ctx context.Context, cfg ReplayConfig, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Format == FormatJSON {
-		err = writeJSON(w, report)
-	} else {
-		err = writeReplayPretty(w, report)
-	}
-	if err != nil {
-		return fmt.Errorf("write report: %w", err)
+	if err := writeReport(w, cfg.Format, report, writeReplayPretty); err != nil {
+		return err
 	}
 	if report.Changed() > 0 {
 		return failed("%d %s would change: %d from allow to deny, %d from deny to allow",
@@ -129,9 +124,9 @@ func newReplayer(engine *policy.Engine, cfg ReplayConfig) *replayer {
 	r.report.Kinds = map[policy.Kind]*KindCounts{
 		policy.KindRequest: {}, policy.KindPDU: {}, policy.KindEDU: {},
 	}
-	r.report.AllowToDeny.Examples = []Example{}
-	r.report.DenyToAllow.Examples = []Example{}
-	r.report.Errors.Examples = []Example{}
+	r.report.AllowToDeny = newGroup()
+	r.report.DenyToAllow = newGroup()
+	r.report.Errors = newGroup()
 	r.report.Malformed.Lines = []MalformedLine{}
 	return r
 }
@@ -292,12 +287,11 @@ func (r *replayer) skip(kind policy.Kind, reason SkipReason, example Example, re
 	}
 	group := r.skipped[string(reason)]
 	if group == nil {
-		group = &SkipGroup{Reason: reason, Description: skipDescriptions[reason], Examples: []Example{}}
+		group = &SkipGroup{Reason: reason, Description: skipDescriptions[reason], Group: newGroup()}
 		r.skipped[string(reason)] = group
 	}
 	example.Error = rec.Error
-	group.Count++
-	group.Examples = addExample(group.Examples, example, r.cfg.Examples)
+	group.add(example, r.cfg.Examples)
 }
 
 // addMasked counts a record whose input was masked where the candidate
@@ -312,14 +306,13 @@ func (r *replayer) addMasked(pointers []string, example Example) bool {
 		found = true
 		group := r.pointers[pointer]
 		if group == nil {
-			group = &PointerGroup{Pointer: pointer, Examples: []Example{}}
+			group = &PointerGroup{Pointer: pointer, Group: newGroup()}
 			if read.Location != nil {
 				group.Read, group.Location = read.String(), read.Location.String()
 			}
 			r.pointers[pointer] = group
 		}
-		group.Count++
-		group.Examples = addExample(group.Examples, example, r.cfg.Examples)
+		group.add(example, r.cfg.Examples)
 	}
 	if found {
 		r.report.Masked.Count++
@@ -327,19 +320,17 @@ func (r *replayer) addMasked(pointers []string, example Example) bool {
 	return found
 }
 
-// addReasons counts each reason of a record in its group.
+// addReasons counts a record in the group of each of its reasons. The
+// reasons are sorted, and one given twice counts once.
 func addReasons(groups map[string]*ReasonGroup, reasons []string, kind policy.Kind, example Example, limit int) {
-	for _, reason := range reasons {
+	for _, reason := range slices.Compact(reasons) {
 		group := groups[reason]
 		if group == nil {
-			group = &ReasonGroup{Reason: reason, Kinds: map[policy.Kind]int{}, Examples: []Example{}}
+			group = &ReasonGroup{Reason: reason, Kinds: map[policy.Kind]int{}, Group: newGroup()}
 			groups[reason] = group
 		}
-		group.Count++
 		group.Kinds[kind]++
-		if !slices.ContainsFunc(group.Examples, func(e Example) bool { return e.DecisionID == example.DecisionID && e.File == example.File && e.Line == example.Line }) {
-			group.Examples = addExample(group.Examples, example, limit)
-		}
+		group.add(example, limit)
 	}
 }
 

@@ -102,11 +102,10 @@ type Group struct {
 
 // ReasonGroup is the records in which one reason appears or disappears.
 type ReasonGroup struct {
-	Reason string              `json:"reason"`
-	Count  int                 `json:"count"`
-	Kinds  map[policy.Kind]int `json:"kinds"`
-	// Examples are bounded like those of a Group.
-	Examples []Example `json:"examples"`
+	Reason string `json:"reason"`
+	// Kinds counts the records by kind of decision.
+	Kinds map[policy.Kind]int `json:"kinds"`
+	Group
 }
 
 // MaskedGroups are the records that masking keeps from being replayed.
@@ -123,10 +122,9 @@ type PointerGroup struct {
 	Pointer string `json:"pointer"`
 	// Read and Location name the first place where the candidate reads the
 	// masked value, such as input.pdu.content.body at pdu.rego:12:3.
-	Read     string    `json:"read,omitempty"`
-	Location string    `json:"location,omitempty"`
-	Count    int       `json:"count"`
-	Examples []Example `json:"examples"`
+	Read     string `json:"read,omitempty"`
+	Location string `json:"location,omitempty"`
+	Group
 }
 
 // SkippedGroups are the records without a policy decision to replay.
@@ -139,8 +137,7 @@ type SkippedGroups struct {
 type SkipGroup struct {
 	Reason      SkipReason `json:"reason"`
 	Description string     `json:"description"`
-	Count       int        `json:"count"`
-	Examples    []Example  `json:"examples"`
+	Group
 }
 
 // MalformedLines are the lines that are not decision records, and the read
@@ -207,6 +204,11 @@ func addExample(examples []Example, example Example, limit int) []Example {
 	i, _ := slices.BinarySearchFunc(examples, example, compareExamples)
 	examples = slices.Insert(examples, i, example)
 	return examples[:min(len(examples), limit)]
+}
+
+// newGroup returns an empty group, whose examples encode as [] in JSON.
+func newGroup() Group {
+	return Group{Examples: []Example{}}
 }
 
 // add counts one record in g and keeps it as an example if it is among the
