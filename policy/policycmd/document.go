@@ -27,8 +27,9 @@ func decodeDocument(src []byte) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	end := decoder.InputOffset()
 	if _, err := decoder.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: unexpected data after the top-level value", position(src, decoder.InputOffset()))
+		return nil, fmt.Errorf("%s: unexpected data after the top-level value", position(src, nextToken(src, end)))
 	}
 	object, ok := value.(map[string]any)
 	if !ok {
@@ -73,7 +74,7 @@ func decodeValue(decoder *json.Decoder, src []byte, depth int) (any, error) {
 		}
 		key := token.(string) // the decoder returns only strings as object keys
 		if _, duplicate := object[key]; duplicate {
-			return nil, fmt.Errorf("%s: key %q appears twice in the same object", position(src, keyOffset), key)
+			return nil, fmt.Errorf("%s: key %q appears twice in the same object", position(src, nextToken(src, keyOffset)), key)
 		}
 		value, err := decodeValue(decoder, src, depth+1)
 		if err != nil {
@@ -105,6 +106,16 @@ func syntaxError(src []byte, offset int64, err error) error {
 	default:
 		return fmt.Errorf("%s: %w", position(src, offset), err)
 	}
+}
+
+// nextToken returns the offset of the first byte at or after offset that is
+// not white space or a separator (, or :). The decoder's offsets point to
+// the end of the previous token.
+func nextToken(src []byte, offset int64) int64 {
+	for offset < int64(len(src)) && bytes.IndexByte([]byte(" \t\r\n,:"), src[offset]) >= 0 {
+		offset++
+	}
+	return offset
 }
 
 // position returns "line L, column C" (both from 1) of a byte offset in

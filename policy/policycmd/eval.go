@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/bordergate/bordergate/gateway/decisionlog"
 	"github.com/bordergate/bordergate/policy"
 )
@@ -227,11 +229,16 @@ func maskedReads(engine *policy.Engine, pointers []string) []MaskedRead {
 		}
 		masked := MaskedRead{Pointer: pointer}
 		if read.Location != nil {
-			masked.Read, masked.Location = read.String(), read.Location.String()
+			masked.Read, masked.Location = read.String(), locationText(read.Location)
 		}
 		reads = append(reads, masked)
 	}
 	return reads
+}
+
+// locationText returns file:row:col of a policy location.
+func locationText(location *ast.Location) string {
+	return fmt.Sprintf("%s:%d:%d", location.File, location.Row, location.Col)
 }
 
 func writeEvalPretty(w io.Writer, report *EvalReport) error {

@@ -308,7 +308,7 @@ func (r *replayer) addMasked(pointers []string, example Example) bool {
 		if group == nil {
 			group = &PointerGroup{Pointer: pointer, Group: newGroup()}
 			if read.Location != nil {
-				group.Read, group.Location = read.String(), read.Location.String()
+				group.Read, group.Location = read.String(), locationText(read.Location)
 			}
 			r.pointers[pointer] = group
 		}
