@@ -8,82 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
-	"github.com/bordergate/bordergate/gateway/decisionlog"
+	"github.com/bordergate/bordergate/gateway/internal/replaytest"
 	"github.com/bordergate/bordergate/policy"
 	"github.com/bordergate/bordergate/policy/policycmd"
 )
-
-// deniedTypeRule is the rule of rego/pdu.rego that replay tests change: it
-// denies the event types that the data file lists.
-const deniedTypeRule = `event_type in lib.config_list("denied_event_types")`
-
-// copyPolicyWithRule copies the default policy, without its tests, into a
-// new directory and replaces the condition of the denied types rule of
-// pdu.rego with condition.
-func copyPolicyWithRule(t *testing.T, condition string) string {
-	t.Helper()
-	dir := t.TempDir()
-	files, err := filepath.Glob(filepath.Join(regoDir(t), "*.rego"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, file := range files {
-		if strings.HasSuffix(file, "_test.rego") {
-			continue
-		}
-		src, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if filepath.Base(file) == "pdu.rego" {
-			if !bytes.Contains(src, []byte(deniedTypeRule)) {
-				t.Fatalf("pdu.rego no longer contains %s", deniedTypeRule)
-			}
-			src = bytes.Replace(src, []byte(deniedTypeRule), []byte(condition), 1)
-		}
-		writeFile(t, dir, filepath.Base(file), string(src))
-	}
-	return dir
-}
-
-// expectedFlips computes, from the records alone, which PDU decisions the
-// rule change flips: the reason "event type T denied" now holds for
-// m.room.message instead of the types in deniedTypes. It returns the
-// decision IDs that turn from allow to deny and from deny to allow.
-func expectedFlips(t *testing.T, records []decisionlog.Record, deniedTypes []string) (toDeny, toAllow []string) {
-	t.Helper()
-	for _, rec := range records {
-		input, ok := rec.Input.(map[string]any)
-		if rec.Path != "bordergate/pdu/decision" || !ok || rec.Result == nil || rec.Error != "" {
-			continue // not decided by the policy
-		}
-		eventType, _ := input["pdu"].(map[string]any)["type"].(string)
-		result := rec.Result.(map[string]any)
-		recordedAllow := result["allow"].(bool)
-		var reasons []string
-		for _, reason := range result["reasons"].([]any) {
-			if !slices.Contains(deniedTypes, strings.TrimSuffix(strings.TrimPrefix(reason.(string), "event type "), " denied")) {
-				reasons = append(reasons, reason.(string))
-			}
-		}
-		if eventType == "m.room.message" {
-			reasons = append(reasons, "event type m.room.message denied")
-		}
-		switch allow := len(reasons) == 0; {
-		case recordedAllow && !allow:
-			toDeny = append(toDeny, rec.DecisionID)
-		case !recordedAllow && allow:
-			toAllow = append(toAllow, rec.DecisionID)
-		}
-	}
-	slices.Sort(toDeny)
-	slices.Sort(toAllow)
-	return toDeny, toAllow
-}
 
 func sortedIDs(examples []policycmd.Example) []string {
 	ids := make([]string, len(examples))
@@ -158,8 +89,8 @@ func TestReplayRecordedRunFlipsChangedRule(t *testing.T) {
 
 	// The harness's data file denies com.example.forbidden; the changed
 	// rule denies m.room.message instead.
-	candidate := copyPolicyWithRule(t, `event_type == "m.room.message"`)
-	toDeny, toAllow := expectedFlips(t, records, []string{"com.example.forbidden"})
+	candidate := replaytest.CopyPolicy(t, regoDir(t), replaytest.MessagesDenied)
+	toDeny, toAllow := replaytest.MessageFlips(records, []string{"com.example.forbidden"})
 	t.Logf("%d records; the changed rule flips %d to deny and %d to allow", len(records), len(toDeny), len(toAllow))
 	if len(toDeny) < 3 || len(toAllow) != 1 {
 		t.Fatalf("the run should flip at least 3 decisions to deny and 1 to allow, got %v and %v", toDeny, toAllow)
@@ -223,7 +154,7 @@ func TestReplayRecordedRunFlipsChangedRule(t *testing.T) {
 	})
 
 	t.Run("rule reading masked bodies", func(t *testing.T) {
-		reader := copyPolicyWithRule(t, `contains(input.pdu.content.body, "third")`)
+		reader := replaytest.CopyPolicy(t, regoDir(t), `contains(input.pdu.content.body, "third")`)
 		report, err := policycmd.ReplayFiles(context.Background(), policycmd.ReplayConfig{
 			DecisionFiles: []string{tg.logPath},
 			Policy:        policy.Config{Paths: []string{reader}, DataFile: filepath.Join(tg.dir, "policy-data.json")},
