@@ -16,15 +16,6 @@ import (
 	"github.com/bordergate/bordergate/policy/policycmd"
 )
 
-func sortedIDs(examples []policycmd.Example) []string {
-	ids := make([]string, len(examples))
-	for i, example := range examples {
-		ids[i] = example.DecisionID
-	}
-	slices.Sort(ids)
-	return ids
-}
-
 // recordReplayTraffic sends traffic of every kind through tg: allowed and
 // denied PDUs, EDUs, an unauthenticated request and one refused before
 // policy.
@@ -109,10 +100,10 @@ func TestReplayRecordedRunFlipsChangedRule(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ReplayFiles() error = %v", err)
 			}
-			if got := sortedIDs(report.AllowToDeny.Examples); !slices.Equal(got, toDeny) {
+			if got := replaytest.DecisionIDs(report.AllowToDeny.Examples); !slices.Equal(got, toDeny) {
 				t.Errorf("allow to deny = %v\nwant %v", got, toDeny)
 			}
-			if got := sortedIDs(report.DenyToAllow.Examples); !slices.Equal(got, toAllow) {
+			if got := replaytest.DecisionIDs(report.DenyToAllow.Examples); !slices.Equal(got, toAllow) {
 				t.Errorf("deny to allow = %v\nwant %v", got, toAllow)
 			}
 			if report.AllowToDeny.Count != len(toDeny) || report.DenyToAllow.Count != len(toAllow) {
@@ -173,7 +164,7 @@ func TestReplayRecordedRunFlipsChangedRule(t *testing.T) {
 		if len(report.Masked.Pointers) != 1 || report.Masked.Pointers[0].Pointer != "/input/pdu/content/body" {
 			t.Fatalf("masked = %+v, want the message body", report.Masked)
 		}
-		if got := sortedIDs(report.Masked.Pointers[0].Examples); len(masked) == 0 || !slices.Equal(got, masked) {
+		if got := replaytest.DecisionIDs(report.Masked.Pointers[0].Examples); len(masked) == 0 || !slices.Equal(got, masked) {
 			t.Errorf("masked records = %v\nwant %v", got, masked)
 		}
 		if report.AllowToDeny.Count != 0 {

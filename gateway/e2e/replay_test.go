@@ -50,10 +50,10 @@ func checkReplayFlips(t *testing.T, ctx context.Context, bin, repoRoot string, f
 	if err := json.Unmarshal(out, &report); err != nil {
 		t.Fatalf("policy replay output is not a JSON report: %v\n%s", err, out)
 	}
-	if got := exampleIDs(report.AllowToDeny.Examples); !slices.Equal(got, toDeny) {
+	if got := replaytest.DecisionIDs(report.AllowToDeny.Examples); !slices.Equal(got, toDeny) {
 		t.Errorf("allow to deny = %v\nwant %v", got, toDeny)
 	}
-	if got := exampleIDs(report.DenyToAllow.Examples); !slices.Equal(got, toAllow) {
+	if got := replaytest.DecisionIDs(report.DenyToAllow.Examples); !slices.Equal(got, toAllow) {
 		t.Errorf("deny to allow = %v\nwant %v", got, toAllow)
 	}
 	if report.AllowToDeny.Count != len(toDeny) || report.DenyToAllow.Count != len(toAllow) {
@@ -80,14 +80,4 @@ func snapshotDecisions(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return snapshot
-}
-
-// exampleIDs returns the sorted decision IDs of examples.
-func exampleIDs(examples []policycmd.Example) []string {
-	ids := make([]string, len(examples))
-	for i, example := range examples {
-		ids[i] = example.DecisionID
-	}
-	slices.Sort(ids)
-	return ids
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/bordergate/bordergate/gateway/decisionlog"
+	"github.com/bordergate/bordergate/policy/policycmd"
 )
 
 // DeniedTypeRule is the condition in rego/pdu.rego of the rule that denies
@@ -93,4 +94,14 @@ func MessageFlips(records []decisionlog.Record, deniedTypes []string) (toDeny, t
 	slices.Sort(toDeny)
 	slices.Sort(toAllow)
 	return toDeny, toAllow
+}
+
+// DecisionIDs returns the decision IDs of replay examples, sorted.
+func DecisionIDs(examples []policycmd.Example) []string {
+	ids := make([]string, len(examples))
+	for i, example := range examples {
+		ids[i] = example.DecisionID
+	}
+	slices.Sort(ids)
+	return ids
 }
