@@ -19,9 +19,10 @@ import (
 )
 
 // checkReplayFlips runs bin policy replay on the gateway's decision log so
-// far, against a copy of the default policy that denies m.room.message
-// instead of the harness's denied type, and checks that it reports exactly
-// the decisions that this change flips, as computed from the records.
+// far. The candidate is a copy of the default policy that denies
+// m.room.message instead of the harness's denied type. The report must name
+// exactly the decisions that this change flips, as computed from the
+// records.
 func checkReplayFlips(t *testing.T, ctx context.Context, bin, repoRoot string, fed *testfed.Federation) {
 	t.Helper()
 	snapshot := snapshotDecisions(t, fed.GatewayLog)

@@ -69,7 +69,7 @@ type MaskedRead struct {
 	// Read is the input reference of the policy, such as
 	// input.pdu.content.body, "" when the pointer is invalid.
 	Read string `json:"read,omitempty"`
-	// Location is where the policy reads it, as file:row:col.
+	// Location is the place in the policy that reads it, as file:row:col.
 	Location string `json:"location,omitempty"`
 }
 

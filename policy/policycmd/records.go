@@ -17,7 +17,7 @@ type Outcome struct {
 	Reasons []string `json:"reasons"`
 }
 
-// SkipReason says why a decision record was not replayed.
+// SkipReason is the reason why a decision record was not replayed.
 type SkipReason string
 
 // Reasons to skip a record.
@@ -57,7 +57,8 @@ var skipDescriptions = map[SkipReason]string{
 	SkipResultMasked:  "masking erased the recorded allow or reasons",
 }
 
-// replayCase is what a decision record gives for replay.
+// replayCase is the part of a decision record that replay evaluates and
+// compares.
 type replayCase struct {
 	kind     policy.Kind
 	input    map[string]any

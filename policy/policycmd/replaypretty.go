@@ -107,7 +107,11 @@ func writeReasonGroups(b *strings.Builder, title string, groups []ReasonGroup) {
 // none.
 func writeExamples(b *strings.Builder, examples []Example, count int, detail func(Example) string) {
 	for _, example := range examples {
-		fmt.Fprintf(b, "      %s %s %s:%d", example.Kind, example.DecisionID, example.File, example.Line)
+		kind := string(example.Kind)
+		if kind == "" {
+			kind = "unknown"
+		}
+		fmt.Fprintf(b, "      %s %s %s:%d", kind, example.DecisionID, example.File, example.Line)
 		for _, field := range [][2]string{
 			{"origin", example.Origin}, {"endpoint", example.Endpoint}, {"event", example.EventID},
 			{"type", example.EventType}, {"edu", example.EDUType},

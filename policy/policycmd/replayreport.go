@@ -9,7 +9,7 @@ import (
 	"github.com/bordergate/bordergate/policy"
 )
 
-// ReplayReport is what Replay found, and its JSON form.
+// ReplayReport is the report of Replay, and its JSON form.
 type ReplayReport struct {
 	// Policy is the candidate policy.
 	Policy PolicyInfo `json:"policy"`
