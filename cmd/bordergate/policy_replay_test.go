@@ -352,7 +352,7 @@ func TestPolicyReplayEvaluationError(t *testing.T) {
 	if err := os.WriteFile(path, encodeRecords(t, records), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	report, err := runReplayJSON(t, "--policy", defaultRego(t), "--decisions", path)
+	report, err := runReplayJSON(t, "--policy", writePolicyFiles(t, clockPolicy), "--decisions", path)
 	checkExit(t, err, policycmd.ExitCodeFailed)
 	if report.Totals.Errors != 1 || report.Totals.AllowToDeny != 1 {
 		t.Errorf("totals = %+v, want one error counted as allow to deny", report.Totals)

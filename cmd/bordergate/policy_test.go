@@ -266,6 +266,14 @@ func TestPolicyCheckErrors(t *testing.T) {
 	checkExit(t, err, policycmd.ExitCodeError)
 }
 
+// clockPolicy is a policy whose PDU decision parses input.now, so that an
+// input with an invalid time fails to evaluate.
+var clockPolicy = map[string]string{
+	"request.rego": "package bordergate.request\n\ndecision := {\"allow\": true, \"reasons\": []}\n",
+	"edu.rego":     "package bordergate.edu\n\ndecision := {\"allow\": true, \"reasons\": []}\n",
+	"pdu.rego":     "package bordergate.pdu\n\ndecision := {\"allow\": time.parse_rfc3339_ns(input.now) > 0, \"reasons\": []}\n",
+}
+
 // testInput returns the path of an input document in testdata.
 func testInput(kind string) string {
 	return filepath.Join("testdata", kind+"-input.json")
@@ -434,6 +442,7 @@ func TestPolicyEvalErrors(t *testing.T) {
 	withoutKind := strings.Replace(string(pduJSON), `"kind":"pdu",`, "", 1)
 	badNow := strings.Replace(string(pduJSON), `"now":"2026-03-01T12:00:00Z"`, `"now":"yesterday"`, 1)
 	missing := filepath.Join(dir, "missing.json")
+	clock := writePolicyFiles(t, clockPolicy)
 
 	tests := []struct {
 		name string
@@ -472,8 +481,8 @@ func TestPolicyEvalErrors(t *testing.T) {
 			"the record's path is edu but input.kind is pdu: use an input of the kind that you evaluate"},
 		{"record input not an object", []string{"--input", write("inputarray.json", `{"decision_id": "d4", "path": "bordergate/edu/decision", "input": [1]}`)},
 			"decision record d4: input is an array, expected an object"},
-		{"evaluation error", []string{"--input", write("badnow.json", badNow)},
-			"decide pdu: evaluate: " + filepath.Join(rego, "lib.rego") + ":101: eval_builtin_error: time.parse_rfc3339_ns: parsing time \"yesterday\" as \"2006-01-02T15:04:05Z07:00\": cannot parse \"yesterday\" as \"2006\"; the gateway denies on this error"},
+		{"evaluation error", []string{"--input", write("badnow.json", badNow), "--policy", clock},
+			"decide pdu: evaluate: " + filepath.Join(clock, "pdu.rego") + ":3: eval_builtin_error: time.parse_rfc3339_ns: parsing time \"yesterday\" as \"2006-01-02T15:04:05Z07:00\": cannot parse \"yesterday\" as \"2006\"; the gateway denies on this error"},
 		{"missing policy", []string{"--input", testInput("pdu"), "--policy", filepath.Join(dir, "nopolicy")},
 			"read policy path: stat " + filepath.Join(dir, "nopolicy") + ": no such file or directory"},
 		{"invalid format", []string{"--input", testInput("pdu"), "--format", "yaml"}, `invalid --format "yaml": expected pretty or json`},
@@ -481,7 +490,7 @@ func TestPolicyEvalErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"policy", "eval", "--policy", rego}, tt.args...)
-			if tt.name == "missing policy" {
+			if tt.name == "missing policy" || tt.name == "evaluation error" {
 				args = append([]string{"policy", "eval"}, tt.args...)
 			}
 			_, err := runCommand(t, "", args...)
