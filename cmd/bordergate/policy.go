@@ -197,13 +197,13 @@ and removed, with examples named by decision_id.
 Files are JSON Lines decision logs, plain or gzip-compressed (rotated files),
 read as streams in any order. Name them with --decisions, repeated, or as
 arguments after it, so that a shell pattern such as
---decisions /var/log/bordergate/decisions.jsonl* works. A malformed line is reported with its file and
-line number and skipped, unless --strict.
+--decisions /var/log/bordergate/decisions.jsonl* works. A malformed line is
+reported with its file and line number and skipped, unless --strict.
 
 Records without a policy decision (refused before policy) are counted as
 skipped, by reason. Masking removes message content from records: a record
-whose removed values the candidate policy reads cannot be replayed
-faithfully, and is reported apart instead of being evaluated.
+from which masking removed a value that the candidate policy reads cannot be
+replayed faithfully, and is reported apart instead of being evaluated.
 ` + exitCodesHelp + ` Status 2 means that at least one decision changes
 from allow to deny or from deny to allow, so that a CI pipeline can stop the
 deployment of the candidate.`,

@@ -16,8 +16,8 @@ import (
 	"github.com/bordergate/bordergate/policy/policycmd"
 )
 
-// replayRecords are decision records of every sort that replay meets, in
-// the order of a log, with a malformed line after the fourth.
+// replayFixture is decision records of every sort that replay meets: first
+// goes to a plain log, second to a rotated gzip-compressed one.
 type replayFixture struct {
 	first, second []decisionlog.Record
 }
@@ -33,6 +33,7 @@ func testRecord(id string, kind string, second int, input map[string]any, result
 		Input:      input,
 	}
 	if input == nil {
+		// A nil map in the interface would encode as null, not be left out.
 		rec.Input = nil
 	}
 	if result != nil {
