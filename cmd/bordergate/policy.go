@@ -119,6 +119,11 @@ func (s *policySource) resolve(fallback bool) (policy.Config, error) {
 		if err != nil {
 			return policy.Config{}, err
 		}
+		if len(cfg.Paths) == 0 && gatewayConfig.Policy.Bundle != nil {
+			// NOTE: the policy commands read policy files only, not the
+			// bundle archive that the gateway fetches.
+			return policy.Config{}, fmt.Errorf("%s takes its policy from a bundle (policy.bundle): pass --policy with the policy's files", s.configFile)
+		}
 		if len(cfg.Paths) == 0 {
 			cfg.Paths = gatewayConfig.Policy.Paths
 		}

@@ -357,6 +357,26 @@ func TestPolicyEvalStdinAndConfig(t *testing.T) {
 	}
 }
 
+func TestPolicyEvalConfigWithBundle(t *testing.T) {
+	dir := t.TempDir()
+	path := writeCheckConfig(t, dir, "servers: []\n")
+	config, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policyLine := regexp.MustCompile(`(?m)^policy: .*$`)
+	config = policyLine.ReplaceAll(config, []byte(`policy: {bundle: {url: "https://127.0.0.1:1/bundle.tar.gz"}}`))
+	if err := os.WriteFile(path, config, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runCommand(t, "", "policy", "eval", "--config", path, "--input", testInput("pdu"))
+	want := path + " takes its policy from a bundle (policy.bundle): pass --policy with the policy's files"
+	if err == nil || err.Error() != want {
+		t.Errorf("error = %v, want %s", err, want)
+	}
+	checkExit(t, err, policycmd.ExitCodeError)
+}
+
 // writeRecord writes a decision record with the given input and result.
 func writeRecord(t *testing.T, record map[string]any) string {
 	t.Helper()
