@@ -51,6 +51,11 @@ type Engine struct {
 	queries  map[Kind]rego.PreparedEvalQuery
 	caches   map[Kind]*decisionCache
 	revision string
+
+	// inputReads are the parts of the input that the policy reads, valid
+	// when inputReadsKnown is set; see InputReads.
+	inputReads      []InputRead
+	inputReadsKnown bool
 }
 
 // New loads, parses and compiles the policy of cfg and prepares the query of
@@ -97,6 +102,9 @@ func build(ctx context.Context, modules map[string]*ast.Module, data map[string]
 		queries:  make(map[Kind]rego.PreparedEvalQuery, len(kinds)),
 		caches:   make(map[Kind]*decisionCache, len(kinds)),
 		revision: rev,
+
+		inputReads:      collectInputReads(compiler.Modules),
+		inputReadsKnown: true,
 	}
 	for _, kind := range kinds {
 		query, err := prepareQuery(ctx, compiler, store, hook, kind)

@@ -17,6 +17,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newCheckCommand(), newEventCommand(), newCertsCommand())
+	root.AddCommand(newServeCommand(), newCheckCommand(), newEventCommand(), newCertsCommand(), newPolicyCommand())
 	return root
 }

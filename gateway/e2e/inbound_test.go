@@ -176,6 +176,10 @@ func TestInboundGateway(t *testing.T) {
 	t.Run("later message forwarded", func(t *testing.T) {
 		checkForwarded(t, fed, result.LaterEventID)
 	})
+
+	t.Run("replay against a changed rule", func(t *testing.T) {
+		checkReplayFlips(t, ctx, bin, repoRoot, fed)
+	})
 }
 
 // isItemRecord reports whether a record is about one PDU or EDU rather than
