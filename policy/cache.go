@@ -11,6 +11,13 @@ import (
 // reuse per kind when Config.DecisionCacheSize is zero.
 const DefaultDecisionCacheSize = 4096
 
+// MaxCacheKeyBytes is the size above which a decision is not cached. Keys
+// are the input values that the policy reads, so a policy that reads
+// message content could otherwise keep up to DefaultDecisionCacheSize
+// messages per kind in memory. With this bound, a cache of the default size
+// holds at most 16 MiB of keys per kind.
+const MaxCacheKeyBytes = 4096
+
 // errNoKey means that an input cannot be reduced to a cache key, so its
 // decision is evaluated without the cache.
 var errNoKey = errors.New("input has no cache key")
@@ -41,13 +48,23 @@ func newDecisionCache(paths [][]string, max int) *decisionCache {
 var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // key appends the cache key of input to buf. It returns errNoKey for an
-// input form that it does not walk, such as an ast.Value.
+// input form that it does not walk, such as an ast.Value, and for an input
+// that is not an object.
 func (c *decisionCache) key(buf []byte, input any) ([]byte, error) {
 	if input == nil {
 		return nil, errNoKey
 	}
 	root := reflect.ValueOf(input)
 	if root.Type().Implements(astValueType) {
+		return nil, errNoKey
+	}
+	// The read analysis takes the input to be an object, whose existence
+	// and type never vary, so other inputs are evaluated each time.
+	switch object := indirect(root); {
+	case !object.IsValid():
+		return nil, errNoKey
+	case object.Kind() == reflect.Struct, object.Kind() == reflect.Map && object.Type().Key().Kind() == reflect.String:
+	default:
 		return nil, errNoKey
 	}
 	return c.planFor(root.Type()).append(buf, root)

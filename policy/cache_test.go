@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -268,5 +269,40 @@ func checkEqualKeysEqualValues(t *testing.T, paths [][]string, a, b any) {
 			t.Fatalf("equal keys, but input.%v differs: %v (%v) and %v (%v)\ninputs %#v and %#v",
 				path, atA, errA, atB, errB, a, b)
 		}
+	}
+}
+
+func TestCacheKeyNeedsObject(t *testing.T) {
+	cache := newDecisionCache(nil, 1)
+	for _, input := range []any{"text", 12, []any{"a"}, (*PDUInput)(nil), map[int]string{1: "a"}} {
+		if _, err := cache.key(nil, input); err == nil {
+			t.Errorf("key(%#v) error = nil, want errNoKey", input)
+		}
+	}
+}
+
+func TestCacheSkipsLargeKeys(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"request.rego": "package bordergate.request\n\ndecision := {\"allow\": true, \"reasons\": []}\n",
+		"pdu.rego":     "package bordergate.pdu\n\ndecision := {\"allow\": input.pdu.content.body != \"\", \"reasons\": []}\n",
+		"edu.rego":     "package bordergate.edu\n\ndecision := {\"allow\": true, \"reasons\": []}\n",
+	})
+	engine, err := New(context.Background(), Config{Paths: []string{dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, large := messagePDU(), messagePDU()
+	large.PDU.Content = map[string]any{"body": strings.Repeat("x", MaxCacheKeyBytes)}
+	for _, in := range []*PDUInput{small, small, large, large} {
+		if _, err := engine.Decide(context.Background(), KindPDU, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hits, misses := engine.CacheStats(KindPDU); hits != 1 || misses != 1 {
+		t.Errorf("CacheStats = %d hits, %d misses; want 1 and 1, with the large inputs not looked up", hits, misses)
+	}
+	if n := len(engine.caches[KindPDU].entries); n != 1 {
+		t.Errorf("cache holds %d decisions, want only the small input's", n)
 	}
 }

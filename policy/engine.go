@@ -202,7 +202,7 @@ func (e *Engine) Decide(ctx context.Context, kind Kind, input any) (Decision, er
 	buffer := keyBuffers.Get().(*[]byte)
 	defer keyBuffers.Put(buffer)
 	key, err := cache.key((*buffer)[:0], input)
-	if err != nil {
+	if err != nil || len(key) > MaxCacheKeyBytes {
 		return e.evaluate(ctx, kind, query, input)
 	}
 	*buffer = key

@@ -29,32 +29,64 @@ var volatileBuiltins = map[string]bool{
 // depend on, found by reading the compiled policy.
 type inputReads struct {
 	// paths are the input paths that the rules reachable from the decision
-	// reference, sorted, none a prefix of another. A reference continues
-	// below its path only through variables or numbers, so the whole value
-	// at each path is what the decision sees. An empty list means that the
-	// decision reads no input.
+	// read, sorted, none a prefix of another. The whole value at each path
+	// is what the decision can see. An empty list means that the decision
+	// reads no input.
 	paths [][]string
 	// pure is true when the decision is a function of the values at paths
 	// and the policy data alone. It is false when a reachable rule reads
 	// the input as a whole, uses the with keyword, or calls a built-in
 	// function that reads the clock, draws random numbers, performs I/O or
-	// prints, and reason then says which.
+	// prints, and reason then says which. A whole-input read would keep the
+	// decision a function of its input, but a cache keyed by whole inputs
+	// would cost memory and almost never hit.
 	pure   bool
 	reason string
 }
 
 // analyzeInputReads finds the input paths that the decision rule query and
 // every rule it depends on, directly or through other rules and functions,
-// can read.
+// can read. The paths come from the same reading of the compiled rules as
+// [Engine.InputReads], cut at the first element that is only known at
+// evaluation time, because a cache key needs the whole value below it.
 func analyzeInputReads(compiler *ast.Compiler, query ast.Ref) inputReads {
-	analysis := &readAnalysis{paths: map[string][]string{}}
+	purity := &purityCheck{}
+	paths := map[string][]string{}
 	for _, rule := range reachableRules(compiler, query) {
-		analysis.visitRule(rule)
+		purity.visitRule(rule)
+		collector := newReadCollector(rule)
+		collector.rule(rule)
+		for _, read := range collector.reads {
+			if read.Shallow && len(read.Path) == 0 {
+				// Decide takes only inputs that are objects, so whether
+				// the input exists and its type never vary.
+				continue
+			}
+			path := knownPrefix(read.Path)
+			paths[strings.Join(path, "\x00")] = path
+		}
 	}
-	if analysis.reason != "" {
-		return inputReads{reason: analysis.reason}
+	if purity.reason != "" {
+		return inputReads{reason: purity.reason}
 	}
-	return inputReads{paths: minimalPaths(analysis.paths), pure: true}
+	if _, whole := paths[""]; whole {
+		// The whole input would be the key: a cache of them would cost
+		// memory and almost never hit.
+		return inputReads{reason: "a rule reads the input document as a whole"}
+	}
+	return inputReads{paths: minimalPaths(paths), pure: true}
+}
+
+// knownPrefix returns the leading keys of path, up to its first wildcard.
+func knownPrefix(path []*string) []string {
+	prefix := make([]string, 0, len(path))
+	for _, element := range path {
+		if element == nil {
+			break
+		}
+		prefix = append(prefix, *element)
+	}
+	return prefix
 }
 
 // reachableRules returns the rules of query and every rule that they depend
@@ -81,42 +113,31 @@ func reachableRules(compiler *ast.Compiler, query ast.Ref) []*ast.Rule {
 	return rules
 }
 
-// readAnalysis collects the input references of rules.
-type readAnalysis struct {
-	// paths maps a path joined with NUL bytes to the path.
-	paths map[string][]string
+// purityCheck looks for what makes a decision depend on more than its
+// input values and the policy data.
+type purityCheck struct {
 	// reason is the first reason found why the decision is not a function
-	// of paths.
+	// of its input values.
 	reason string
 }
 
-// visitRule records the input references of one rule, without its else
-// branch, which is a rule of its own.
-func (a *readAnalysis) visitRule(rule *ast.Rule) {
+// visitRule checks one rule, without its else branch, which is a rule of
+// its own.
+func (p *purityCheck) visitRule(rule *ast.Rule) {
 	visitor := ast.NewGenericVisitor(func(x any) bool {
 		switch node := x.(type) {
 		case *ast.With:
-			a.impure("the policy uses the with keyword")
+			p.impure("the policy uses the with keyword")
 			return true
 		case *ast.Expr:
 			if node.IsCall() {
-				a.checkCall(node.Operator())
+				p.checkCall(node.Operator())
 			}
 		case ast.Call:
 			if len(node) > 0 {
 				if ref, ok := node[0].Value.(ast.Ref); ok {
-					a.checkCall(ref)
+					p.checkCall(ref)
 				}
-			}
-		case ast.Ref:
-			if node.HasPrefix(ast.InputRootRef) {
-				a.addRef(node)
-				a.visitTerms(node[1:])
-				return true
-			}
-		case ast.Var:
-			if node.Equal(ast.InputRootDocument.Value) {
-				a.impure("a rule reads the input document as a whole")
 			}
 		}
 		return false
@@ -125,67 +146,22 @@ func (a *readAnalysis) visitRule(rule *ast.Rule) {
 	visitor.Walk(rule.Body)
 }
 
-// visitTerms walks terms inside an input reference, such as a variable key
-// or a nested reference.
-func (a *readAnalysis) visitTerms(terms []*ast.Term) {
-	for _, term := range terms {
-		if _, ok := term.Value.(ast.String); ok {
-			continue
-		}
-		inner := &readAnalysis{paths: a.paths}
-		ast.NewGenericVisitor(func(x any) bool {
-			switch node := x.(type) {
-			case ast.Ref:
-				if node.HasPrefix(ast.InputRootRef) {
-					inner.addRef(node)
-				}
-			case ast.Var:
-				if node.Equal(ast.InputRootDocument.Value) {
-					inner.impure("a rule reads the input document as a whole")
-				}
-			}
-			return false
-		}).Walk(term)
-		if inner.reason != "" {
-			a.impure(inner.reason)
-		}
-	}
-}
-
-// addRef records the path of an input reference: its leading string terms.
-// A reference such as input.pdu[key] is recorded as input.pdu.
-func (a *readAnalysis) addRef(ref ast.Ref) {
-	var path []string
-	for _, term := range ref[1:] {
-		s, ok := term.Value.(ast.String)
-		if !ok {
-			break
-		}
-		path = append(path, string(s))
-	}
-	if len(path) == 0 {
-		a.impure("a rule reads the input document as a whole")
-		return
-	}
-	a.paths[strings.Join(path, "\x00")] = path
-}
-
-// checkCall marks the analysis impure when operator names a built-in
-// function whose result is not a function of its arguments.
-func (a *readAnalysis) checkCall(operator ast.Ref) {
+// checkCall marks the check impure when operator names a built-in function
+// whose result is not a function of its arguments.
+func (p *purityCheck) checkCall(operator ast.Ref) {
 	name := operator.String()
 	if volatileBuiltins[name] {
-		a.impure(fmt.Sprintf("the policy calls %s", name))
+		p.impure(fmt.Sprintf("the policy calls %s", name))
 		return
 	}
 	if builtin, ok := ast.BuiltinMap[name]; ok && builtin.Nondeterministic {
-		a.impure(fmt.Sprintf("the policy calls %s, which is nondeterministic", name))
+		p.impure(fmt.Sprintf("the policy calls %s, which is nondeterministic", name))
 	}
 }
 
-func (a *readAnalysis) impure(reason string) {
-	if a.reason == "" {
-		a.reason = reason
+func (p *purityCheck) impure(reason string) {
+	if p.reason == "" {
+		p.reason = reason
 	}
 }
 

@@ -83,11 +83,11 @@ allow if input.pdu == {}`,
 			paths: []string{"pdu"},
 		},
 		{
-			name: "variable key stops the path",
+			name: "variable key stops the path, a number does not",
 			policy: `decision := {"allow": count(r) == 0, "reasons": r}
 r contains k if some k, _ in input.verified
 r contains "x" if input.pdu.prev_events[0] == "$a"`,
-			paths: []string{"pdu.prev_events", "verified"},
+			paths: []string{"pdu.prev_events.0", "verified"},
 		},
 		{
 			name:   "input in a reference key",
@@ -115,8 +115,23 @@ unused := input`,
 			paths: []string{},
 		},
 		{
-			name:   "whole input assigned",
+			name:   "object.get on the input",
 			policy: `decision := {"allow": object.get(input, "x", false), "reasons": []}`,
+			paths:  []string{"x"},
+		},
+		{
+			name:   "object.get with a key known at evaluation",
+			policy: `decision := {"allow": object.get(input.verified, input.check, false), "reasons": []}`,
+			paths:  []string{"check", "verified"},
+		},
+		{
+			name:   "whole input passed to a function",
+			policy: `decision := {"allow": count(input) > 0, "reasons": []}`,
+			reason: "a rule reads the input document as a whole",
+		},
+		{
+			name:   "variable key on the input",
+			policy: `decision := {"allow": count([k | some k, _ in input]) > 0, "reasons": []}`,
 			reason: "a rule reads the input document as a whole",
 		},
 		{
