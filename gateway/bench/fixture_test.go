@@ -38,8 +38,11 @@ func (h *homeserverStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // sendFixture is a running gateway and a plain reverse proxy, both with
 // TLS on loopback, forwarding to the same homeserver stand-in.
 type sendFixture struct {
-	hs          *homeserverStub
-	gatewayURL  string
+	hs         *homeserverStub
+	gatewayURL string
+	// noSyncURL is a second gateway, configured alike but with
+	// decision_log.sync "none", to show the share of fsync in latency.
+	noSyncURL   string
 	proxyURL    string
 	gatewayHTTP *http.Client
 	proxyHTTP   *http.Client
@@ -104,12 +107,20 @@ func startServers(dir string, closers *[]func()) (*sendFixture, error) {
 	hsServer := httptest.NewServer(hs)
 	*closers = append(*closers, hsServer.Close)
 
-	if err := writeGatewayFiles(dir, certPEM, keyPEM, hsServer.URL); err != nil {
-		return nil, err
-	}
-	gatewayURL, err := startGateway(dir, closers)
-	if err != nil {
-		return nil, err
+	var gatewayURLs []string
+	for _, sync := range []string{"always", "none"} {
+		gatewayDir := filepath.Join(dir, sync)
+		if err := os.Mkdir(gatewayDir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := writeGatewayFiles(gatewayDir, certPEM, keyPEM, hsServer.URL, sync); err != nil {
+			return nil, err
+		}
+		url, err := startGateway(gatewayDir, closers)
+		if err != nil {
+			return nil, err
+		}
+		gatewayURLs = append(gatewayURLs, url)
 	}
 	proxyURL, err := startPlainProxy(certPEM, keyPEM, hsServer.URL, closers)
 	if err != nil {
@@ -120,7 +131,8 @@ func startServers(dir string, closers *[]func()) (*sendFixture, error) {
 	pool.AddCert(ca.Certificate())
 	return &sendFixture{
 		hs:          hs,
-		gatewayURL:  gatewayURL,
+		gatewayURL:  gatewayURLs[0],
+		noSyncURL:   gatewayURLs[1],
 		proxyURL:    proxyURL,
 		gatewayHTTP: newClient(pool),
 		proxyHTTP:   newClient(pool),
@@ -138,8 +150,8 @@ func newClient(pool *x509.CertPool) *http.Client {
 }
 
 // writeGatewayFiles writes the gateway's certificate, allow-list, rooms
-// seed file and configuration into dir.
-func writeGatewayFiles(dir string, certPEM, keyPEM []byte, homeserverURL string) error {
+// seed file and configuration into dir, with decision_log.sync set to sync.
+func writeGatewayFiles(dir string, certPEM, keyPEM []byte, homeserverURL, sync string) error {
 	rego, err := filepath.Abs("../../rego")
 	if err != nil {
 		return err
@@ -160,9 +172,9 @@ state_dir: state
 allowlist: {file: allowlist.yaml}
 rooms: {seed_file: rooms.yaml}
 policy: {paths: [%q]}
-decision_log: {file: decisions.jsonl}
+decision_log: {file: decisions.jsonl, sync: %s}
 log: {level: error}
-`, localName, homeserverURL, rego),
+`, localName, homeserverURL, rego, sync),
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {

@@ -19,11 +19,14 @@ func TestSendFixture(t *testing.T) {
 		if err := req.send(fx.gatewayHTTP, fx.gatewayURL); err != nil {
 			t.Errorf("gateway, %d PDUs: %v", pdus, err)
 		}
+		if err := req.send(fx.gatewayHTTP, fx.noSyncURL); err != nil {
+			t.Errorf("gateway without fsync, %d PDUs: %v", pdus, err)
+		}
 		if err := req.send(fx.proxyHTTP, fx.proxyURL); err != nil {
 			t.Errorf("plain proxy, %d PDUs: %v", pdus, err)
 		}
-		if got := fx.hs.requests.Load() - before; got != 2 {
-			t.Errorf("%d PDUs: stand-in received %d requests, want 2", pdus, got)
+		if got := fx.hs.requests.Load() - before; got != 3 {
+			t.Errorf("%d PDUs: stand-in received %d requests, want 3", pdus, got)
 		}
 	}
 }

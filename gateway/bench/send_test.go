@@ -133,16 +133,28 @@ func (s *sendSamples) measure(r sendRequest, client *http.Client, baseURL string
 // time includes the in-process client and stand-in on both sides.
 func BenchmarkSend(b *testing.B) {
 	fx := sharedFixture(b)
+	type target struct {
+		pdus int
+		sync string
+		url  string
+	}
+	var targets []target
 	for _, pdus := range transactionSizes {
-		req := newSendRequest(b, pdus)
+		targets = append(targets, target{pdus, "always", fx.gatewayURL})
+	}
+	// The same 50-PDU transaction with records handed to the kernel
+	// without fsync shows how much of the added latency waits for the disk.
+	targets = append(targets, target{50, "none", fx.noSyncURL})
+	for _, tg := range targets {
+		req := newSendRequest(b, tg.pdus)
 		crypto := req.cryptoTime(b)
-		b.Run(fmt.Sprintf("pdus=%d", pdus), func(b *testing.B) {
+		b.Run(fmt.Sprintf("pdus=%d/sync=%s", tg.pdus, tg.sync), func(b *testing.B) {
 			var gw, proxy sendSamples
 			forwarded := fx.hs.requests.Load()
 			b.SetBytes(int64(len(req.body)))
 			i := 0
 			for b.Loop() {
-				first, second := func() error { return gw.measure(req, fx.gatewayHTTP, fx.gatewayURL) },
+				first, second := func() error { return gw.measure(req, fx.gatewayHTTP, tg.url) },
 					func() error { return proxy.measure(req, fx.proxyHTTP, fx.proxyURL) }
 				if i%2 == 1 {
 					first, second = second, first
@@ -158,7 +170,7 @@ func BenchmarkSend(b *testing.B) {
 			if got, want := fx.hs.requests.Load()-forwarded, int64(2*i); got != want {
 				b.Fatalf("homeserver stand-in received %d requests, want %d: the gateway withheld a transaction", got, want)
 			}
-			reportSend(b, pdus, &gw, &proxy, crypto)
+			reportSend(b, tg.pdus, &gw, &proxy, crypto)
 		})
 	}
 }
