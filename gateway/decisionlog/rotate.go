@@ -325,11 +325,13 @@ func firstTimestamp(r io.ReaderAt) (time.Time, bool) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return time.Time{}, false
 	}
-	return timestampOf(buf[:n])
+	return LineTimestamp(buf[:n])
 }
 
-// timestampOf returns the value of the first "timestamp" member in line.
-func timestampOf(line []byte) (time.Time, bool) {
+// LineTimestamp returns the timestamp of the record on line, read from the
+// line's bytes without decoding the record: the value of the first
+// "timestamp" member, which the Writer writes second.
+func LineTimestamp(line []byte) (time.Time, bool) {
 	const key = `"timestamp":"`
 	i := bytes.Index(line, []byte(key))
 	if i < 0 {
