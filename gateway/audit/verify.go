@@ -304,12 +304,12 @@ func (v *verifier) behind(pos Position, link decisionlog.Link) bool {
 		v.problem(Finding{Kind: KindDuplicated, File: pos.File, Line: pos.Line, Seq: link.Seq,
 			Message: fmt.Sprintf("the record is a copy of the one at %s line %d", seen.pos.File, seen.pos.Line)})
 		return false
-	case ok:
-		v.problem(Finding{Kind: KindForked, File: pos.File, Line: pos.Line, Seq: link.Seq,
-			Message: fmt.Sprintf("a different record with this seq is at %s line %d: the chain forks", seen.pos.File, seen.pos.Line)})
 	case link.Seq == 1 && link.Prev == (decisionlog.Hash{}):
 		v.problem(Finding{Kind: KindRestarted, File: pos.File, Line: pos.Line, Seq: 1,
 			Message: fmt.Sprintf("a new chain starts after seq %d: the writer lost its chain head, or records of another chain were inserted", v.prev.seq)})
+	case ok:
+		v.problem(Finding{Kind: KindForked, File: pos.File, Line: pos.Line, Seq: link.Seq,
+			Message: fmt.Sprintf("a different record with this seq is at %s line %d: the chain forks", seen.pos.File, seen.pos.Line)})
 	default:
 		v.problem(Finding{Kind: KindReordered, File: pos.File, Line: pos.Line, Seq: link.Seq,
 			Message: fmt.Sprintf("the record comes after seq %d (%s line %d)", v.prev.seq, v.prev.pos.File, v.prev.pos.Line)})
