@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 )
 
@@ -153,20 +154,43 @@ type head struct {
 // trailing newline, to buf with the chain member of the record after h,
 // and returns buf and the new head.
 func (h head) appendLinked(buf, record []byte) ([]byte, head) {
+	return h.appendLinkedHashed(buf, record, nil)
+}
+
+// appendLinkedHashed is appendLinked for a record whose body the caller
+// has already hashed with hashBody, so that the commit goroutine hashes
+// only the chain member. A nil body hashes the whole line here.
+func (h head) appendLinkedHashed(buf, record []byte, body hash.Hash) ([]byte, head) {
 	start := len(buf)
 	// Drop the newline and the closing brace of the record object.
 	buf = append(buf, record[:len(record)-2]...)
+	member := len(buf)
 	buf = append(buf, chainPrefix...)
 	buf = strconv.AppendInt(buf, h.seq+1, 10)
 	buf = append(buf, chainPrevKey...)
 	buf = hex.AppendEncode(buf, h.hash[:])
 	buf = append(buf, chainHashKey...)
 
-	next := head{seq: h.seq + 1, hash: sha256.Sum256(buf[start:])}
+	if body == nil {
+		body = hashBody(buf[start:member])
+	}
+	body.Write(buf[member:])
+	next := head{seq: h.seq + 1}
+	body.Sum(next.hash[:0])
 	buf = hex.AppendEncode(buf, next.hash[:])
 	buf = append(buf, chainEnd...)
 	buf = append(buf, '\n')
 	return buf, next
+}
+
+// hashBody returns a SHA-256 state that has hashed the record body, the
+// bytes of an encoded record before its closing brace and newline.
+// Writers call it in their own goroutine, so that the commit goroutine
+// only hashes the short chain member.
+func hashBody(body []byte) hash.Hash {
+	state := sha256.New()
+	state.Write(body)
+	return state
 }
 
 // isLowerHex reports whether b is 64 lowercase hex digits.

@@ -124,9 +124,9 @@ func (w *Writer) bufferHead() head {
 
 // appendRecord appends an encoded record to the buffer with its chain
 // member.
-func (w *Writer) appendRecord(line []byte) {
+func (w *Writer) appendRecord(req *request) {
 	var next head
-	w.buffer, next = w.bufferHead().appendLinked(w.buffer, line)
+	w.buffer, next = w.bufferHead().appendLinkedHashed(w.buffer, req.line, req.body)
 	w.chain.pending = append(w.chain.pending, pendingLine{end: len(w.buffer), head: next})
 }
 

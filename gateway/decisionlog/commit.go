@@ -141,7 +141,7 @@ func (w *Writer) collect(first *request) bool {
 func (w *Writer) commit() error {
 	w.startBuffer()
 	for _, req := range w.batch {
-		w.appendRecord(req.line)
+		w.appendRecord(req)
 	}
 	if w.checkpointDue() {
 		if err := w.appendCheckpoint(); err != nil {

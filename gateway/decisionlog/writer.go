@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"maps"
 	"sync"
@@ -142,6 +143,7 @@ type Writer struct {
 // request to reopen the file when line is nil.
 type request struct {
 	line []byte
+	body hash.Hash  // the SHA-256 state after the record body, see hashBody
 	done chan error // capacity 1 and one send, so the commit goroutine never blocks
 }
 
@@ -264,7 +266,7 @@ func (w *Writer) Write(ctx context.Context, rec *Record) error {
 		return fmt.Errorf("write decision record %s: %w", rec.DecisionID, err)
 	}
 
-	req := &request{line: line, done: make(chan error, 1)}
+	req := &request{line: line, body: hashBody(line[:len(line)-2]), done: make(chan error, 1)}
 	if err := w.enqueue(ctx, req); err != nil {
 		return fmt.Errorf("write decision record %s: %w", rec.DecisionID, err)
 	}
