@@ -64,7 +64,7 @@ type Finding struct {
 	EndLine int
 	// Seq is the sequence number of the record concerned, or 0.
 	Seq int64
-	// Message says what is wrong, in a sentence.
+	// Message is what is wrong, in a sentence.
 	Message string
 }
 
@@ -119,7 +119,7 @@ type Report struct {
 	Checkpoints int
 	// SignaturesChecked is false when verification ran without keys.
 	SignaturesChecked bool
-	// LastCheckpoint is where the last valid checkpoint is, and
+	// LastCheckpoint is the position of the last valid checkpoint, and
 	// CoveredSeq the sequence number that it covers.
 	LastCheckpoint *Position
 	CoveredSeq     int64

@@ -369,6 +369,7 @@ func (v *verifier) checkpoint(pos Position, line []byte, link decisionlog.Link) 
 		return
 	}
 	v.summary.Checkpoints++
+
 	bad := func(message string) {
 		v.problem(Finding{Kind: KindBadCheckpoint, File: pos.File, Line: pos.Line, Seq: link.Seq, Message: message})
 	}
@@ -382,6 +383,7 @@ func (v *verifier) checkpoint(pos Position, line []byte, link decisionlog.Link) 
 			cp.Seq, cp.Hash, link.Seq-1, link.Prev))
 		return
 	}
+
 	if !v.opts.SkipSignatures {
 		key, ok := v.keys[cp.KeyID]
 		if !ok {
@@ -393,6 +395,7 @@ func (v *verifier) checkpoint(pos Position, line []byte, link decisionlog.Link) 
 			return
 		}
 	}
+
 	v.report.Checkpoints++
 	v.report.LastCheckpoint = &pos
 	v.report.CoveredSeq = cp.Seq

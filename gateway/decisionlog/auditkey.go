@@ -42,7 +42,7 @@ func MarshalPublicKey(pub ed25519.PublicKey) ([]byte, error) {
 
 // LoadAuditKey reads an Ed25519 private key from a PEM file in PKCS #8
 // form. It rejects a file that other users may read or write, because
-// whoever holds the key can sign checkpoints over a rewritten log.
+// the holder of the key can sign checkpoints over a rewritten log.
 func LoadAuditKey(path string) (ed25519.PrivateKey, error) {
 	info, err := os.Stat(path)
 	if err != nil {

@@ -15,9 +15,9 @@ import (
 //
 //	{...record...,"chain":{"seq":N,"prev":"<64 hex>","hash":"<64 hex>"}}
 //
-// seq counts the records of the chain from 1, prev is the hash of the
-// record before (64 zeros for the first record), and hash is the SHA-256,
-// in lowercase hex, of the line's bytes from its first byte up to and
+// seq counts the records of the chain from 1. prev is the hash of the
+// record before, 64 zeros for the first record. hash is the SHA-256, in
+// lowercase hex, of the line's bytes from its first byte up to and
 // including the quote that opens the hash value. The hash therefore covers
 // the record exactly as written, its seq and its prev, and each record
 // covers all records before it.

@@ -17,11 +17,11 @@ import (
 )
 
 // Rotation configures the Writer's built-in rotation. When the file is due,
-// the Writer ends it with a checkpoint (when it has a Signer), renames it
-// to NAME-YYYYMMDDTHHMMSSZ.EXT, where NAME.EXT is the configured file name
-// and the time is the UTC time of the rotation, and continues the chain in
-// a new file under the configured name. A name already taken gets -2, -3
-// and so on after the time.
+// the Writer ends it with a checkpoint, if it has a Signer, and renames it
+// to NAME-YYYYMMDDTHHMMSSZ.EXT. NAME.EXT is the configured file name and
+// the time is the UTC time of the rotation. The chain continues in a new
+// file under the configured name. A name already taken gets -2, -3 and so
+// on after the time.
 type Rotation struct {
 	// MaxBytes rotates the file once it has reached this size. Zero turns
 	// rotation by size off.
@@ -50,7 +50,7 @@ type rotator struct {
 	size    int64     // size of the current file
 	started time.Time // time of the first record of the current file, zero when empty
 	retryAt time.Time // no rotation attempt before this time
-	renamed string    // where the current file was renamed to, when opening its successor failed
+	renamed string    // new name of the current file, when opening its successor failed
 
 	compressWG sync.WaitGroup
 	compress   chan string // rotated files to gzip, nil until the first one

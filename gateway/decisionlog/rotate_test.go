@@ -90,9 +90,9 @@ func TestWriterCompressesLeftoverRotations(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, gone := range []string{leftover, stale} {
-		if _, err := os.Stat(gone); !os.IsNotExist(err) {
-			t.Errorf("%s still exists (%v)", gone, err)
+	for _, removed := range []string{leftover, stale} {
+		if _, err := os.Stat(removed); !os.IsNotExist(err) {
+			t.Errorf("%s still exists (%v)", removed, err)
 		}
 	}
 	if _, err := os.Stat(unrelated); err != nil {
