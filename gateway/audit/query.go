@@ -8,6 +8,8 @@ import (
 	"io"
 	"runtime"
 	"sync"
+
+	"github.com/bordergate/bordergate/gateway/decisionlog"
 )
 
 // Output formats of [Query].
@@ -190,6 +192,11 @@ func readChunks(ctx context.Context, path string, out chan<- chunk) {
 		end := len(buf)
 		if err == nil {
 			end = bytes.LastIndexByte(buf, '\n') + 1
+		}
+		if end == 0 && len(buf) > decisionlog.MaxRecordBytes {
+			// No record is this long: pass the bytes on, to be counted
+			// as a malformed line, rather than grow the buffer further.
+			end = len(buf)
 		}
 		carry = buf[end:]
 		if end > 0 {
