@@ -102,7 +102,9 @@ const (
 // line. A Writer is safe for concurrent use. Records are encoded by the
 // goroutine that calls Write and written by a single commit goroutine,
 // which writes each batch of queued records with one write(2) call and, in
-// SyncAlways mode, one fsync.
+// SyncAlways mode, one fsync. The commit goroutine also links each record
+// into the hash chain (chain.go, chainwriter.go), appends signed
+// checkpoints and rotates the file (rotate.go).
 type Writer struct {
 	path   string
 	sync   SyncMode
