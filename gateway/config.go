@@ -19,7 +19,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/bordergate/bordergate/gateway/decisionlog"
 	"github.com/bordergate/bordergate/gateway/servername"
 )
 
@@ -230,18 +229,6 @@ type NotaryConfig struct {
 	Keys map[string]string `yaml:"keys"`
 }
 
-// DecisionLogConfig configures the decision records.
-type DecisionLogConfig struct {
-	// File receives one JSON line per decision.
-	File string `yaml:"file"`
-	// Sync is "always" (a record is on disk before the response that
-	// depends on it is sent) or "none". Default "always".
-	Sync string `yaml:"sync"`
-	// Mask lists JSON pointers erased from records; empty means the
-	// default list of message-body fields.
-	Mask []string `yaml:"mask"`
-}
-
 // LogConfig configures the process log on standard error.
 type LogConfig struct {
 	// Level is debug, info, warn or error. Default info.
@@ -298,7 +285,7 @@ func (c *Config) setDefaults() {
 	setDefaultDuration(&c.Keys.FetchTimeout, DefaultKeyFetchTimeout)
 	setDefault(&c.StateDir, DefaultStateDir)
 	setDefault(&c.DecisionLog.File, DefaultDecisionLog)
-	setDefault(&c.DecisionLog.Sync, "always")
+	c.DecisionLog.setDefaults()
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "json")
 	c.setPolicyDefaults()
@@ -495,15 +482,8 @@ func (c *Config) validateOutbound() error {
 }
 
 func (c *Config) validateEnums() error {
-	if len(c.DecisionLog.Mask) > 0 {
-		if _, err := decisionlog.NewMasker(c.DecisionLog.Mask); err != nil {
-			return bad("decision_log.mask", err.Error(), `write JSON pointers such as "/input/pdu/content/body"`)
-		}
-	}
-	switch c.DecisionLog.Sync {
-	case "always", "none":
-	default:
-		return bad("decision_log.sync", fmt.Sprintf("unknown mode %q", c.DecisionLog.Sync), `write "always" or "none"`)
+	if err := c.DecisionLog.validate(); err != nil {
+		return err
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
@@ -551,7 +531,7 @@ func (c *Config) resolvePaths() {
 	for _, p := range []*string{
 		&c.Inbound.TLS.CertFile, &c.Inbound.TLS.KeyFile, &c.Inbound.TLS.ClientCAFile,
 		&c.Homeserver.CAFile, &c.StateDir, &c.Allowlist.File, &c.Rooms.SeedFile,
-		&c.Keys.CAFile, &c.DecisionLog.File,
+		&c.Keys.CAFile, &c.DecisionLog.File, &c.DecisionLog.SigningKeyFile,
 		&c.Outbound.InterceptCA.CertFile, &c.Outbound.InterceptCA.KeyFile,
 		&c.Outbound.ClientTLS.CertFile, &c.Outbound.ClientTLS.KeyFile, &c.Outbound.FederationCAFile,
 		&c.Outbound.SigningKeyFile,

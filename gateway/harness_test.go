@@ -199,6 +199,9 @@ func startGateway(t *testing.T, opts gatewayOptions) *testGateway {
 	if opts.altServerName != "" {
 		serverNames += fmt.Sprintf(", %q", opts.altServerName)
 	}
+	if _, err := decisionlog.WriteAuditKeyFiles(filepath.Join(dir, "audit.key"), filepath.Join(dir, "audit.pub"), false); err != nil {
+		t.Fatal(err)
+	}
 	config := fmt.Sprintf(`server_names: [%s]
 inbound:
   listen: 127.0.0.1:1
@@ -209,7 +212,7 @@ state_dir: state
 allowlist: {file: allowlist.yaml}
 rooms: {seed_file: rooms.yaml}
 policy: {paths: [%q], data_file: policy-data.json}
-decision_log: {file: decisions.jsonl}
+decision_log: {file: decisions.jsonl, signing_key_file: audit.key}
 %s`, serverNames, opts.requireClientCert, opts.maxConcurrent, hsURL, timeout, regoDir(t), outboundConfig)
 	config += opts.extraConfig
 	if opts.policyConfig != "" {

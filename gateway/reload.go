@@ -102,6 +102,9 @@ func Check(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			return fmt.Errorf("outbound.signing_key_file: %w", err)
 		}
 	}
+	if _, err := loadAuditSigner(cfg.DecisionLog.SigningKeyFile); err != nil {
+		return err
+	}
 	if err := checkPolicies(ctx, &memCfg, log); err != nil {
 		return err
 	}

@@ -181,27 +181,6 @@ func openStore(cfg *Config, log *slog.Logger) (*store.Store, error) {
 	return st, nil
 }
 
-func openDecisionLog(cfg *Config, log *slog.Logger) (*decisionlog.Writer, error) {
-	masker := decisionlog.DefaultMasker()
-	if len(cfg.DecisionLog.Mask) > 0 {
-		var err error
-		if masker, err = decisionlog.NewMasker(cfg.DecisionLog.Mask); err != nil {
-			return nil, fmt.Errorf("decision_log.mask: %w", err)
-		}
-	}
-	w, err := decisionlog.Open(decisionlog.Options{
-		Path:   cfg.DecisionLog.File,
-		Sync:   decisionlog.SyncMode(cfg.DecisionLog.Sync),
-		Masker: masker,
-		Logger: log,
-		Labels: recordLabels(cfg),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return w, nil
-}
-
 // recordLabels are the labels of every decision record: the gateway
 // instance (its host name) and the local server it guards.
 func recordLabels(cfg *Config) map[string]string {

@@ -17,6 +17,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newCheckCommand(), newEventCommand(), newCertsCommand(), newPolicyCommand())
+	root.AddCommand(newServeCommand(), newCheckCommand(), newEventCommand(), newCertsCommand(), newPolicyCommand(),
+		newAuditCommand())
 	return root
 }

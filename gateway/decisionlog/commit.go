@@ -1,6 +1,9 @@
 package decisionlog
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // failureLogInterval is how many consecutive failed batches the commit
 // goroutine counts between two log entries, after logging the first.
@@ -10,19 +13,19 @@ const failureLogInterval = 100
 // records queued behind it to the same batch, writes and syncs the batch,
 // and then reports the result to every writer in the batch. Records queued
 // during one commit form the next batch, so under concurrent load one fsync
-// covers many records.
+// covers many records. Between batches it writes timed checkpoints and
+// rotates the file when it is due.
 func (w *Writer) run() {
 	defer close(w.stopped)
+	defer w.finish()
 
 	for {
-		req := w.pending
-		w.pending = nil
+		req, ok := w.next()
+		if !ok {
+			return
+		}
 		if req == nil {
-			var ok bool
-			req, ok = <-w.requests
-			if !ok {
-				return
-			}
+			continue
 		}
 		if req.line == nil {
 			req.done <- w.reopenFile()
@@ -36,9 +39,73 @@ func (w *Writer) run() {
 		}
 		clear(w.batch)
 		w.batch = w.batch[:0]
+		if err == nil {
+			w.rotateIfDue()
+		}
 		if !more {
 			return
 		}
+	}
+}
+
+// next returns the next request, or nil after handling a deadline, and
+// false once the queue has been closed.
+func (w *Writer) next() (*request, bool) {
+	if req := w.pending; req != nil {
+		w.pending = nil
+		return req, true
+	}
+
+	deadline := w.nextDeadline()
+	if deadline.IsZero() {
+		req, ok := <-w.requests
+		return req, ok
+	}
+	w.timer.Reset(max(time.Until(deadline), 0))
+	defer w.timer.Stop()
+	select {
+	case req, ok := <-w.requests:
+		return req, ok
+	case <-w.timer.C:
+		w.handleDeadlines()
+		return nil, true
+	}
+}
+
+// nextDeadline returns the earlier of the next timed checkpoint and the
+// next rotation by age, or the zero time when neither is due.
+func (w *Writer) nextDeadline() time.Time {
+	checkpoint, rotation := w.checkpointDeadline(), w.rot.deadline()
+	switch {
+	case checkpoint.IsZero():
+		return rotation
+	case rotation.IsZero() || checkpoint.Before(rotation):
+		return checkpoint
+	default:
+		return rotation
+	}
+}
+
+// handleDeadlines writes a timed checkpoint and rotates the file when they
+// are due.
+func (w *Writer) handleDeadlines() {
+	if d := w.checkpointDeadline(); !d.IsZero() && !w.now().Before(d) {
+		if err := w.writeCheckpoint(); err != nil {
+			w.logger.Error("decision log checkpoint not written", "path", w.path, "err", err)
+			// Retry after another interval rather than in a busy loop.
+			w.chain.lastCheckpoint = w.now()
+		}
+	}
+	w.rotateIfDue()
+}
+
+// finish writes the final checkpoint when the queue has been closed.
+func (w *Writer) finish() {
+	if w.chain.signer == nil || w.chain.sinceCheckpoint == 0 {
+		return
+	}
+	if err := w.writeCheckpoint(); err != nil {
+		w.logger.Error("decision log final checkpoint not written", "path", w.path, "err", err)
 	}
 }
 
@@ -68,29 +135,63 @@ func (w *Writer) collect(first *request) bool {
 	return true
 }
 
-// commit writes w.batch with one write call and, in SyncAlways mode, syncs
-// the file.
+// commit writes w.batch, each record linked into the chain, with one write
+// call and, in SyncAlways mode, syncs the file. When the batch reaches the
+// checkpoint count, a checkpoint ends it.
 func (w *Writer) commit() error {
-	w.buffer = w.buffer[:0]
-	if w.partialTail {
-		// End the partial line that a failed write or a crash left
-		// behind, so that only that line is malformed and not the first
-		// record of this batch too.
-		w.buffer = append(w.buffer, '\n')
-	}
+	w.startBuffer()
 	for _, req := range w.batch {
-		w.buffer = append(w.buffer, req.line...)
+		w.appendRecord(req)
 	}
+	if w.checkpointDue() {
+		if err := w.appendCheckpoint(); err != nil {
+			// The records are still written; the next batch tries again.
+			w.logger.Error("decision log checkpoint not written", "path", w.path, "err", err)
+		}
+	}
+	return w.flush()
+}
 
+// writeCheckpoint writes a checkpoint on its own, synced in SyncAlways
+// mode.
+func (w *Writer) writeCheckpoint() error {
+	w.startBuffer()
+	if err := w.appendCheckpoint(); err != nil {
+		return err
+	}
+	if err := w.flush(); err != nil {
+		return err
+	}
+	return w.syncState()
+}
+
+// flush writes the buffer with one write call and, in SyncAlways mode,
+// syncs the file. After a failed write it truncates what was written, or,
+// when that fails, keeps the complete records in the chain.
+func (w *Writer) flush() error {
 	n, err := w.file.Write(w.buffer)
+	written := len(w.buffer)
+	if w.rot.size == 0 && n > 0 {
+		w.rot.started = w.now()
+	}
 	if cap(w.buffer) > 4*maxBatchBytes {
 		w.buffer = nil // drop the memory of an unusually large record
 	}
 	if err != nil {
-		w.undoPartialWrite(n)
+		if w.undoPartialWrite(n) {
+			return w.commitFailed("write", err)
+		}
+		// The bytes stay in the file: the complete records among them
+		// are part of the chain, and the next record links to the last.
+		w.rot.size += int64(n)
+		w.written(n)
+		w.saveState()
 		return w.commitFailed("write", err)
 	}
 	w.partialTail = false
+	w.rot.size += int64(n)
+	w.written(written)
+	w.saveState()
 
 	if w.sync == SyncAlways {
 		// NOTE: after a failed fsync, Linux may already have dropped the
@@ -110,11 +211,12 @@ func (w *Writer) commit() error {
 }
 
 // undoPartialWrite truncates the n bytes that a failed write appended, so
-// that the file does not end in a partial record. When that fails, the next
-// commit starts with a newline.
-func (w *Writer) undoPartialWrite(n int) {
+// that the file does not end in a partial record, and reports whether the
+// file is as before the write. When truncating fails, the next commit
+// starts with a newline.
+func (w *Writer) undoPartialWrite(n int) bool {
 	if n <= 0 {
-		return
+		return true
 	}
 
 	info, err := w.file.Stat()
@@ -124,7 +226,9 @@ func (w *Writer) undoPartialWrite(n int) {
 	if err != nil {
 		w.partialTail = true
 		w.logger.Error("decision log truncate after failed write failed", "path", w.path, "err", err)
+		return false
 	}
+	return true
 }
 
 // commitFailed logs the first failed batch of a series and then every
@@ -142,17 +246,15 @@ func (w *Writer) commitFailed(op string, err error) error {
 	return fmt.Errorf("%s %s: %w", op, w.path, err)
 }
 
-// reopenFile opens w.path again and closes the previous file.
+// reopenFile opens w.path again and closes the previous file, after
+// ending it with a checkpoint. The chain continues in the new file.
 func (w *Writer) reopenFile() error {
-	file, partialTail, err := w.openFile()
+	w.closeWithCheckpoint()
+	previous, err := w.switchFile()
 	if err != nil {
 		w.logger.Error("decision log reopen failed", "path", w.path, "err", err)
 		return err
 	}
-
-	previous := w.file
-	w.file = file
-	w.partialTail = partialTail
 	if err := syncAndClose(previous); err != nil {
 		// The records written to the previous file were already reported
 		// as written, so the error only goes to the log.
@@ -160,6 +262,26 @@ func (w *Writer) reopenFile() error {
 	}
 	w.logger.Info("decision log reopened", "path", w.path)
 	return nil
+}
+
+// switchFile opens w.path and makes it the file that receives the
+// records. It returns the previous file, which the caller closes.
+func (w *Writer) switchFile() (logFile, error) {
+	file, partialTail, err := w.openFile()
+	if err != nil {
+		return nil, err
+	}
+	size, err := sizeOf(file)
+	if err != nil {
+		_ = file.Close()
+		return nil, err
+	}
+
+	previous := w.file
+	w.file = file
+	w.partialTail = partialTail
+	w.rot.opened(w, size)
+	return previous, nil
 }
 
 // openFile opens w.path and reports whether the file ends in a partial line.

@@ -118,6 +118,14 @@ type Record struct {
 	// The Masker of this package only erases, so it never adds to Masked,
 	// but the field keeps OPA's name for records masked elsewhere.
 	Masked []string `json:"masked,omitempty"`
+
+	// Checkpoint is set only in checkpoint records (Path CheckpointPath),
+	// which the Writer makes itself. Write rejects records that set it.
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+
+	// Chain links the record to the one before it. The Writer appends it
+	// to every record as the last member; Write ignores the caller's value.
+	Chain *Chain `json:"chain,omitempty"`
 }
 
 // BundleInfo describes one policy bundle in [Record.Bundles].

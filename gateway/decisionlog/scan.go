@@ -118,11 +118,25 @@ func decodeRecord(line []byte) (Record, error) {
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.UseNumber()
 	var rec Record
-	if err := dec.Decode(&rec); err != nil {
+	if err := decodeOnly(dec, &rec); err != nil {
+		if errors.Is(err, errTrailingData) {
+			return Record{}, err
+		}
 		return Record{}, fmt.Errorf("invalid record: %w", err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Record{}, errors.New("unexpected data after the JSON object")
-	}
 	return rec, nil
+}
+
+// errTrailingData is the error of decodeOnly for data after the value.
+var errTrailingData = errors.New("unexpected data after the JSON object")
+
+// decodeOnly decodes the one JSON value of dec's input into v.
+func decodeOnly(dec *json.Decoder, v any) error {
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errTrailingData
+	}
+	return nil
 }

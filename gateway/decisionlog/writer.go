@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"maps"
 	"sync"
@@ -65,13 +66,45 @@ type Options struct {
 	// Labels do not set, usually "id" and "version" of the gateway instance.
 	// Open copies the map.
 	Labels map[string]string
+
+	// StatePath is a small file that keeps the chain head, so that the
+	// chain continues when the log file was rotated away while the gateway
+	// was stopped. Empty means the head is recovered from the log file
+	// alone. Two Writers must never share a state file.
+	StatePath string
+
+	// Signer signs checkpoint records. Nil means no checkpoints, so nothing
+	// proves that the end of the log was not cut off or rewritten.
+	Signer *Signer
+
+	// CheckpointRecords is the number of records after which a checkpoint
+	// ends the batch that reached it. Zero means DefaultCheckpointRecords;
+	// a negative value turns this trigger off.
+	CheckpointRecords int
+
+	// CheckpointInterval is the time after the last checkpoint at which a
+	// checkpoint is written when records were written since. Zero means
+	// DefaultCheckpointInterval; a negative value turns this trigger off.
+	CheckpointInterval time.Duration
+
+	// Rotation rotates the file by size or age. The zero value never
+	// rotates, which leaves rotation to an external tool and Reopen.
+	Rotation Rotation
 }
+
+// Defaults of the checkpoint triggers.
+const (
+	DefaultCheckpointRecords  = 10000
+	DefaultCheckpointInterval = time.Minute
+)
 
 // Writer appends decision records to a file as JSON Lines, one record per
 // line. A Writer is safe for concurrent use. Records are encoded by the
 // goroutine that calls Write and written by a single commit goroutine,
 // which writes each batch of queued records with one write(2) call and, in
-// SyncAlways mode, one fsync.
+// SyncAlways mode, one fsync. The commit goroutine also links each record
+// into the hash chain (chain.go, chainwriter.go), appends signed
+// checkpoints and rotates the file (rotate.go).
 type Writer struct {
 	path   string
 	sync   SyncMode
@@ -92,6 +125,9 @@ type Writer struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// now returns the current time; tests replace it.
+	now func() time.Time
+
 	// The fields below are owned by the commit goroutine.
 	file        logFile
 	pending     *request // a reopen request met while collecting a batch
@@ -99,12 +135,17 @@ type Writer struct {
 	buffer      []byte
 	failures    int  // consecutive failed batches, counted to rate-limit log entries
 	partialTail bool // the file may end in a partial line from a failed write or a crash
+
+	chain chainWriter
+	rot   rotator
+	timer *time.Timer // fires at the next checkpoint or rotation deadline
 }
 
 // request is one item for the commit goroutine: an encoded record, or a
 // request to reopen the file when line is nil.
 type request struct {
 	line []byte
+	body hash.Hash  // the SHA-256 state after the record body, see hashBody
 	done chan error // capacity 1 and one send, so the commit goroutine never blocks
 }
 
@@ -119,21 +160,8 @@ func Open(opts Options) (*Writer, error) {
 }
 
 func openWriter(opts Options, open openFunc) (*Writer, error) {
-	if opts.Path == "" {
-		return nil, errors.New("open decision log: missing path")
-	}
-	switch opts.Sync {
-	case "":
-		opts.Sync = SyncAlways
-	case SyncAlways, SyncNone:
-	default:
-		return nil, fmt.Errorf("open decision log: invalid sync mode %q, use %q or %q", opts.Sync, SyncAlways, SyncNone)
-	}
-	if opts.Masker == nil {
-		opts.Masker = DefaultMasker()
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+	if err := opts.setDefaults(); err != nil {
+		return nil, fmt.Errorf("open decision log: %w", err)
 	}
 
 	w := &Writer{
@@ -145,19 +173,76 @@ func openWriter(opts Options, open openFunc) (*Writer, error) {
 		open:     open,
 		requests: make(chan *request, queueLength),
 		stopped:  make(chan struct{}),
+		now:      time.Now,
 
 		maxRecordBytes: MaxRecordBytes,
 	}
+	w.chain = chainWriter{
+		signer:         opts.Signer,
+		everyRecords:   opts.CheckpointRecords,
+		interval:       opts.CheckpointInterval,
+		lastCheckpoint: w.now(),
+	}
+	w.timer = time.NewTimer(time.Hour)
+	w.timer.Stop()
+	w.rot = rotator{config: opts.Rotation}
+
 	file, partialTail, err := w.openFile()
 	if err != nil {
 		return nil, fmt.Errorf("open decision log: %w", err)
 	}
 	w.file = file
 	w.partialTail = partialTail
+	if err := w.recoverHead(opts.StatePath); err != nil {
+		_ = file.Close()
+		return nil, fmt.Errorf("open decision log: %w", err)
+	}
+	if err := w.rot.start(w); err != nil {
+		_ = w.chain.closeState()
+		_ = file.Close()
+		return nil, fmt.Errorf("open decision log: %w", err)
+	}
 
 	go w.run()
-	w.logger.Info("decision log opened", "path", w.path, "sync", string(w.sync))
+	w.logger.Info("decision log opened",
+		"path", w.path,
+		"sync", string(w.sync),
+		"seq", w.chain.head.seq,
+		"checkpoints", w.chain.signer != nil)
 	return w, nil
+}
+
+// setDefaults checks opts and fills its zero fields with their defaults.
+func (opts *Options) setDefaults() error {
+	if opts.Path == "" {
+		return errors.New("missing path")
+	}
+	switch opts.Sync {
+	case "":
+		opts.Sync = SyncAlways
+	case SyncAlways, SyncNone:
+	default:
+		return fmt.Errorf("invalid sync mode %q, use %q or %q", opts.Sync, SyncAlways, SyncNone)
+	}
+	if opts.Masker == nil {
+		opts.Masker = DefaultMasker()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.CheckpointRecords == 0 {
+		opts.CheckpointRecords = DefaultCheckpointRecords
+	}
+	if opts.CheckpointInterval == 0 {
+		opts.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if opts.Rotation.MaxBytes < 0 {
+		return fmt.Errorf("invalid rotation size %d, want 0 (off) or a positive number of bytes", opts.Rotation.MaxBytes)
+	}
+	if opts.Rotation.MaxAge < 0 {
+		return fmt.Errorf("invalid rotation age %s, want 0 (off) or a positive duration", opts.Rotation.MaxAge)
+	}
+	return nil
 }
 
 // Write masks a copy of rec, encodes it and appends it to the file. It
@@ -183,7 +268,7 @@ func (w *Writer) Write(ctx context.Context, rec *Record) error {
 		return fmt.Errorf("write decision record %s: %w", rec.DecisionID, err)
 	}
 
-	req := &request{line: line, done: make(chan error, 1)}
+	req := &request{line: line, body: hashBody(line[:len(line)-2]), done: make(chan error, 1)}
 	if err := w.enqueue(ctx, req); err != nil {
 		return fmt.Errorf("write decision record %s: %w", rec.DecisionID, err)
 	}
@@ -225,8 +310,9 @@ func (w *Writer) Close() error {
 		w.mu.Unlock()
 
 		<-w.stopped
-		w.closeErr = w.closeFile()
-		w.logger.Info("decision log closed", "path", w.path)
+		w.closeErr = errors.Join(w.closeFile(), w.chain.finishState(w.chain.head))
+		w.rot.stop()
+		w.logger.Info("decision log closed", "path", w.path, "seq", w.chain.head.seq)
 	})
 	return w.closeErr
 }
@@ -242,15 +328,30 @@ func (w *Writer) encode(rec *Record) ([]byte, error) {
 	}
 	filled.Timestamp = filled.Timestamp.UTC()
 	filled.Labels = mergeLabels(rec.Labels, w.labels)
+	filled.Chain = nil
+	if filled.Path == CheckpointPath || filled.Checkpoint != nil {
+		return nil, fmt.Errorf("path %s and the checkpoint member are reserved for the writer's own checkpoints", CheckpointPath)
+	}
 
 	line, err := appendRecord(nil, &filled, w.masker)
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
-	if len(line) > w.maxRecordBytes {
-		return nil, fmt.Errorf("encoded record is %d bytes, more than the maximum of %d", len(line), w.maxRecordBytes)
+	if len(line)+maxChainLen > w.maxRecordBytes {
+		return nil, fmt.Errorf("encoded record is %d bytes with its chain member, more than the maximum of %d",
+			len(line)+maxChainLen, w.maxRecordBytes)
 	}
 	return line, nil
+}
+
+// encodeLine returns the JSON encoding of rec with a trailing newline,
+// unmasked. The commit goroutine encodes its checkpoint records with it.
+func encodeLine(rec *Record) ([]byte, error) {
+	line, err := marshalNoHTMLEscape(rec)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	return append(line, '\n'), nil
 }
 
 // mergeLabels returns own plus the defaults for the keys that own does not

@@ -149,6 +149,10 @@ func (r *replayer) replayFile(ctx context.Context, path string) error {
 
 	count := FileCount{File: path}
 	err = decisionlog.ScanLines(reader, func(line int, rec decisionlog.Record) error {
+		if rec.Path == decisionlog.CheckpointPath {
+			// A signed checkpoint of the hash chain, not a decision.
+			return nil
+		}
 		count.Records++
 		if err := r.replayRecord(ctx, path, line, &rec); err != nil {
 			return &stopError{err}
