@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"time"
 
@@ -33,8 +32,8 @@ type DecisionLogConfig struct {
 	// Sync is "always" (a record is on disk before the response that
 	// depends on it is sent) or "none". Default "always".
 	Sync string `yaml:"sync"`
-	// Mask lists JSON pointers erased from records; empty means the
-	// default list of message-body fields.
+	// Mask lists JSON pointers erased from records, in addition to the
+	// rules of the policy's data.system.log.mask.
 	Mask []string `yaml:"mask"`
 	// SigningKeyFile is the Ed25519 audit key (PKCS #8 PEM) that signs
 	// checkpoints. Empty (the default) writes no checkpoints.
@@ -111,13 +110,13 @@ func (d *DecisionLogConfig) validate() error {
 	return nil
 }
 
-func openDecisionLog(cfg *Config, log *slog.Logger) (*decisionlog.Writer, error) {
-	masker := decisionlog.DefaultMasker()
-	if len(cfg.DecisionLog.Mask) > 0 {
-		var err error
-		if masker, err = decisionlog.NewMasker(cfg.DecisionLog.Mask); err != nil {
-			return nil, fmt.Errorf("decision_log.mask: %w", err)
-		}
+// openDecisionLog opens the decision log, masked by the policy in force
+// and decision_log.mask.
+func (g *Gateway) openDecisionLog() (*decisionlog.Writer, error) {
+	cfg, log := g.cfg, g.log
+	masker, err := g.newMasker()
+	if err != nil {
+		return nil, fmt.Errorf("decision_log.mask: %w", err)
 	}
 	signer, err := loadAuditSigner(cfg.DecisionLog.SigningKeyFile)
 	if err != nil {

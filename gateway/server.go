@@ -22,6 +22,7 @@ import (
 	"github.com/bordergate/bordergate/certs"
 	"github.com/bordergate/bordergate/gateway/decisionlog"
 	"github.com/bordergate/bordergate/gateway/egress"
+	"github.com/bordergate/bordergate/gateway/internal/lograte"
 	"github.com/bordergate/bordergate/gateway/keys"
 	"github.com/bordergate/bordergate/gateway/store"
 	"github.com/bordergate/bordergate/gateway/telemetry"
@@ -74,6 +75,10 @@ type Gateway struct {
 	resign *signingKey
 	// metrics creates the gateway's counters and serves their values.
 	metrics *telemetry.Metrics
+	// logCounters count mask failures and shipped and dropped records;
+	// maskFailureLog limits the log entries of mask failures.
+	logCounters    decisionLogCounters
+	maskFailureLog lograte.Limiter
 
 	// policies is the policy set in force. Each exchange loads it once;
 	// reloads publish a new set, serialized by reloadMu.
@@ -112,6 +117,8 @@ func (g *Gateway) open(ctx context.Context) error {
 		return err
 	}
 	g.counters = newPolicyCounters(g.metrics)
+	g.logCounters = newDecisionLogCounters(g.metrics)
+	g.maskFailureLog.Interval = maskFailureLogInterval
 	if g.store, err = openStore(g.cfg, g.log); err != nil {
 		return err
 	}
@@ -151,7 +158,7 @@ func (g *Gateway) open(ctx context.Context) error {
 	if err := g.loadInitialPolicies(ctx); err != nil {
 		return err
 	}
-	if g.decisions, err = openDecisionLog(g.cfg, g.log); err != nil {
+	if g.decisions, err = g.openDecisionLog(); err != nil {
 		return err
 	}
 	if g.forward, err = newForwarder(g.cfg.Homeserver); err != nil {

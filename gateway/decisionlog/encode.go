@@ -17,6 +17,17 @@ import (
 // only a pathological document takes the slower generic path.
 const maxMaskDepth = 10000
 
+// Encode returns the JSON line, newline included, that a Writer whose
+// Masker is m writes for rec, except that Encode fills in nothing: the
+// decision ID, timestamp and labels are those of rec. A nil m means
+// DefaultMasker().
+func Encode(rec *Record, m *Masker) ([]byte, error) {
+	if m == nil {
+		m = DefaultMasker()
+	}
+	return appendRecord(nil, rec, m)
+}
+
 // appendRecord appends the JSON encoding of rec, with its input and result
 // masked by m, and a newline to dst. The members, their order, omitempty
 // rules and string escapes are those of encoding/json with HTML escaping
