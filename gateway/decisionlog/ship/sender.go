@@ -98,6 +98,11 @@ func (snd *sender) failed(ctx context.Context, lines []byte, end position, err e
 	}
 	s.counters.failures.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", uploadErr.reason)))
 	records := bytes.Count(lines, []byte{'\n'})
+	if uploadErr.outcome != rejected || records > 1 {
+		if lost := s.spool.abandon(); lost > 0 {
+			s.dropped(DropBufferFull, lost, nil)
+		}
+	}
 
 	if uploadErr.outcome == rejected {
 		if records > 1 {

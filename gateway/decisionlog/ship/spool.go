@@ -62,6 +62,19 @@ type spool struct {
 	active   *os.File   // the last segment, open for appending
 	cursor   position
 	total    int64 // bytes in all segments
+	// inflight is the batch that the last read returned, until it is
+	// acknowledged or abandoned.
+	inflight inflightBatch
+}
+
+// inflightBatch is a batch on its way to the collector. When its segment
+// is dropped for space meanwhile, its records are counted as dropped only
+// if the upload then fails, because a successful upload shipped them.
+type inflightBatch struct {
+	active  bool
+	seq     uint64
+	records int
+	dropped bool
 }
 
 // openSpool opens or creates the buffer in dir. A last segment that ends
@@ -143,7 +156,10 @@ func parseSegmentName(name string) (uint64, bool) {
 		}
 	}
 	seq, err := strconv.ParseUint(digits, 10, 64)
-	return seq, err == nil
+	if err != nil {
+		return 0, false
+	}
+	return seq, true
 }
 
 func segmentName(seq uint64) string {
@@ -398,6 +414,12 @@ func (s *spool) dropOldest() (int, error) {
 			return 0, fmt.Errorf("read buffer segment to drop: %w", err)
 		}
 		records = bytes.Count(data[min(from, int64(len(data))):], []byte{'\n'})
+		if s.inflight.active && s.inflight.seq == oldest.seq && !s.inflight.dropped {
+			// A read starts at the cursor, so the batch is part of the
+			// records counted.
+			records -= s.inflight.records
+			s.inflight.dropped = true
+		}
 	}
 	if err := s.removeSegment(); err != nil {
 		return 0, err
@@ -471,7 +493,22 @@ func (s *spool) readSegment(g segment, maxBytes int) ([]byte, position, error) {
 			return nil, s.cursor, fmt.Errorf("buffer segment %s ends in a partial record", segmentName(g.seq))
 		}
 	}
+	s.inflight = inflightBatch{active: true, seq: g.seq, records: bytes.Count(buf[:n], []byte{'\n'})}
 	return buf[:n], position{seq: g.seq, offset: s.cursor.offset + int64(n)}, nil
+}
+
+// abandon ends the batch in flight after a failed upload, and returns the
+// number of its records that were dropped for space meanwhile, and so are
+// lost now.
+func (s *spool) abandon() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lost := 0
+	if s.inflight.dropped {
+		lost = s.inflight.records
+	}
+	s.inflight = inflightBatch{}
+	return lost
 }
 
 // ack moves the cursor to end, which a read returned, once the collector
@@ -481,6 +518,7 @@ func (s *spool) readSegment(g segment, maxBytes int) ([]byte, position, error) {
 func (s *spool) ack(end position) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.inflight = inflightBatch{}
 	if !s.cursor.before(end) {
 		return nil
 	}
