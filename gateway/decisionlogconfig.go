@@ -42,6 +42,8 @@ type DecisionLogConfig struct {
 	Checkpoint CheckpointConfig `yaml:"checkpoint"`
 	// Rotate is the built-in rotation of the file.
 	Rotate RotateConfig `yaml:"rotate"`
+	// Ship also sends the records to a decision-log service.
+	Ship *ShipConfig `yaml:"ship"`
 }
 
 // CheckpointConfig sets how often the decision log writes a signed
@@ -129,7 +131,7 @@ func (g *Gateway) openDecisionLog() (*decisionlog.Writer, error) {
 	if cfg.StateDir != "" {
 		statePath = filepath.Join(cfg.StateDir, chainStateFile)
 	}
-	w, err := decisionlog.Open(decisionlog.Options{
+	opts := decisionlog.Options{
 		Path:               cfg.DecisionLog.File,
 		Sync:               decisionlog.SyncMode(cfg.DecisionLog.Sync),
 		Masker:             masker,
@@ -144,7 +146,11 @@ func (g *Gateway) openDecisionLog() (*decisionlog.Writer, error) {
 			MaxAge:   cfg.DecisionLog.Rotate.MaxAge,
 			Compress: cfg.DecisionLog.Rotate.Compress,
 		},
-	})
+	}
+	if g.shipper != nil {
+		opts.Committed = g.shipper.Committed
+	}
+	w, err := decisionlog.Open(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/bordergate/bordergate/certs"
 	"github.com/bordergate/bordergate/gateway/decisionlog"
+	"github.com/bordergate/bordergate/gateway/decisionlog/ship"
 	"github.com/bordergate/bordergate/gateway/egress"
 	"github.com/bordergate/bordergate/gateway/internal/lograte"
 	"github.com/bordergate/bordergate/gateway/keys"
@@ -43,9 +44,12 @@ type Gateway struct {
 	store     *store.Store
 	keys      keyRing
 	decisions *decisionlog.Writer
-	forward   *forwarder
-	tls       *tls.Config
-	now       func() time.Time
+	// shipper sends the committed records to a decision-log service; nil
+	// without decision_log.ship.
+	shipper *ship.Shipper
+	forward *forwarder
+	tls     *tls.Config
+	now     func() time.Time
 	// slots bounds the requests in progress; each holds one token.
 	slots chan struct{}
 	// local caches the local homeserver's verify keys.
@@ -156,6 +160,9 @@ func (g *Gateway) open(ctx context.Context) error {
 		}
 	}
 	if err := g.loadInitialPolicies(ctx); err != nil {
+		return err
+	}
+	if g.shipper, err = g.openShipper(); err != nil {
 		return err
 	}
 	if g.decisions, err = g.openDecisionLog(); err != nil {
@@ -361,6 +368,10 @@ func (g *Gateway) Close() error {
 	var errs []error
 	if g.decisions != nil {
 		errs = append(errs, g.decisions.Close())
+	}
+	if g.shipper != nil {
+		// After the decision log, whose last batches it takes.
+		errs = append(errs, g.shipper.Close())
 	}
 	if g.acme != nil {
 		g.acme.Close()

@@ -118,7 +118,7 @@ func (u *uploader) upload(ctx context.Context, lines []byte) error {
 	req.Header.Set("Content-Encoding", "gzip")
 	req.Header.Set("User-Agent", "bordergate")
 	if u.tokenFile != "" {
-		token, err := readToken(u.tokenFile)
+		token, err := ReadToken(u.tokenFile)
 		if err != nil {
 			return &uploadError{outcome: retry, reason: "client_error", err: err}
 		}
@@ -199,9 +199,10 @@ func compressArray(lines []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// readToken reads a bearer token file, so that a rotated token applies to
-// the next upload.
-func readToken(path string) (string, error) {
+// ReadToken reads a bearer token file: one line, surrounding white space
+// trimmed. The shipper reads it before each upload, so that a rotated
+// token applies to the next upload.
+func ReadToken(path string) (string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("read token file: %w", err)
