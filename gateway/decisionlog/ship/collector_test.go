@@ -38,7 +38,8 @@ type collector struct {
 }
 
 // newCollector starts a collector on ln, or on a new loopback listener
-// when ln is nil. With tlsConfig it speaks TLS.
+// when ln is nil. configure, when set, starts the server instead, with
+// TLS for example.
 func newCollector(t *testing.T, ln net.Listener, configure func(*httptest.Server)) *collector {
 	t.Helper()
 	c := &collector{t: t}

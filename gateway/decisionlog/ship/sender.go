@@ -78,8 +78,8 @@ func (snd *sender) step(ctx context.Context) bool {
 func (snd *sender) accepted(lines []byte, end position) {
 	s := snd.s
 	if err := s.spool.ack(end); err != nil {
-		// The cursor on disk lags, so these records go again after a
-		// restart; the collector sees their decision IDs twice.
+		// The cursor on disk lags, so these records are sent again after
+		// a restart and the collector receives their decision IDs twice.
 		s.log.Error("decision log shipping cursor not saved", "dir", s.cfg.Dir, "err", err)
 	}
 	s.counters.shipped.Add(context.Background(), int64(bytes.Count(lines, []byte{'\n'})))
@@ -113,7 +113,7 @@ func (snd *sender) failed(ctx context.Context, lines []byte, end position, err e
 		if ackErr := s.spool.ack(end); ackErr != nil {
 			s.log.Error("decision log shipping cursor not saved", "dir", s.cfg.Dir, "err", ackErr)
 		}
-		s.log.Error("decision record refused by the collector, not shipped",
+		s.log.Error("decision record rejected by the collector, not shipped",
 			"decision_id", decisionID(lines), "status", uploadErr.status, "url", s.uploader.url)
 		s.dropped(DropRejected, 1, err)
 		snd.limit = s.cfg.MaxBatchBytes

@@ -4,8 +4,8 @@
 // records are shipped as the decision log wrote them, byte for byte.
 //
 // A [Shipper] takes each batch that the decision log has committed
-// without waiting, keeps it in a bounded buffer of segment files on disk,
-// and uploads it in batches from its own goroutines, retrying with
+// without waiting, and keeps it in a bounded buffer of segment files on
+// disk. Its own goroutines upload the buffer in batches, retrying with
 // exponential back-off and jitter while the service is down. The buffer
 // survives a restart. When it is full, the oldest records are dropped,
 // counted and logged.
