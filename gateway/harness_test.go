@@ -225,7 +225,7 @@ decision_log: {file: decisions.jsonl, signing_key_file: audit.key}
 		config = strings.Replace(config, "allowlist: {file: allowlist.yaml}\n", opts.allowlistConfig+"\n", 1)
 	}
 	if opts.decisionLogConfig != "" {
-		config = strings.Replace(config, "decision_log: {file: decisions.jsonl}\n", opts.decisionLogConfig+"\n", 1)
+		config = strings.Replace(config, "decision_log: {file: decisions.jsonl, signing_key_file: audit.key}\n", opts.decisionLogConfig+"\n", 1)
 	}
 	if opts.setup != nil {
 		opts.setup(dir, base64.RawStdEncoding.EncodeToString(pub))

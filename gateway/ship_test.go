@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bordergate/bordergate/certs"
+	"github.com/bordergate/bordergate/gateway/decisionlog"
 )
 
 // logCollector is a decision-log service on loopback with TLS that keeps
@@ -81,6 +82,7 @@ func TestShipRecordsAsWritten(t *testing.T) {
 	tg := startGateway(t, gatewayOptions{
 		decisionLogConfig: fmt.Sprintf(`decision_log:
   file: decisions.jsonl
+  signing_key_file: audit.key
   ship: {url: %q, resource: /v1/logs, ca_file: collector-ca.pem, token_file: collector-token, flush_interval: 50ms}`, server.URL),
 		setup: func(dir, _ string) {
 			writeFile(t, dir, "collector-ca.pem", string(ca.CertPEM()))
@@ -114,10 +116,20 @@ func TestShipRecordsAsWritten(t *testing.T) {
 	if len(events) != len(lines) {
 		t.Fatalf("collector holds %d records, the file %d", len(events), len(lines))
 	}
+	var prev decisionlog.Hash
 	for i := range lines {
 		if !bytes.Equal(events[i], lines[i]) {
 			t.Errorf("shipped record %d differs from the file:\n%s\n%s", i, events[i], lines[i])
 		}
+		// The hash chain verifies on the collector's side too.
+		link, err := decisionlog.ParseLink(events[i])
+		if err != nil {
+			t.Fatalf("shipped record %d: %v", i, err)
+		}
+		if !link.Verify(events[i]) || link.Prev != prev || link.Seq != int64(i+1) {
+			t.Errorf("shipped record %d does not continue the chain: seq %d", i, link.Seq)
+		}
+		prev = link.Hash
 	}
 	if strings.Contains(string(data), `"body":"ship1"`) {
 		t.Error("the decision log holds a message body")

@@ -91,10 +91,11 @@ type Options struct {
 	// rotates, which leaves rotation to an external tool and Reopen.
 	Rotation Rotation
 
-	// Committed, when set, receives the bytes of each batch once they are
-	// written as Sync promises: complete records, each ended by a
-	// newline, exactly as in the file. It is called from the commit
-	// goroutine, so it must copy what it keeps and must not block.
+	// Committed, when set, receives the bytes of each write once they are
+	// written as Sync promises: complete records and checkpoints, each
+	// ended by a newline, exactly as in the file and chained. It is
+	// called from the commit goroutine, so it must copy what it keeps and
+	// must not block.
 	Committed func(lines []byte)
 }
 
