@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 )
 
 // defaultMaskPointers are the values that a default Masker erases: the text
@@ -305,6 +306,11 @@ func arrayIndex(token string, length int) (int, bool) {
 
 // parseMaskPointer parses and checks one configured mask pointer.
 func parseMaskPointer(text string) (maskPointer, error) {
+	if !utf8.ValidString(text) {
+		// A JSON document has no such key, and an upsert under it would
+		// write invalid JSON.
+		return maskPointer{}, fmt.Errorf("invalid mask pointer %q: not valid UTF-8", text)
+	}
 	if !strings.HasPrefix(text, "/") {
 		return maskPointer{}, fmt.Errorf("invalid mask pointer %q: must start with /input or /result", text)
 	}

@@ -282,6 +282,7 @@ func TestNewMaskRuleErrors(t *testing.T) {
 		{"unknown op", "replace", "/input/a", nil, `invalid mask op "replace" for /input/a, use "remove" or "upsert"`},
 		{"empty op", "", "/input/a", nil, `invalid mask op "" for /input/a, use "remove" or "upsert"`},
 		{"bad root", MaskUpsert, "/labels", 1, `invalid mask pointer "/labels": must start with /input or /result`},
+		{"invalid UTF-8", MaskUpsert, "/input/\xf0", 1, `invalid mask pointer "/input/\xf0": not valid UTF-8`},
 		{"unencodable value", MaskUpsert, "/input/a", func() {}, "upsert value of mask rule /input/a: json: unsupported type: func()"},
 	}
 	for _, tt := range tests {
@@ -305,4 +306,47 @@ func TestDefaultMaskRules(t *testing.T) {
 	if !slices.Equal(got, DefaultMaskPointers()) {
 		t.Errorf("DefaultMaskRules paths = %q, want %q", got, DefaultMaskPointers())
 	}
+}
+
+// FuzzMaskRulesEncoding checks that a policy's remove and upsert rules give
+// the same record, with the same erased and masked pointers in the same
+// order, on the encoded path of appendRecord as on the decoded path of
+// Apply.
+func FuzzMaskRulesEncoding(f *testing.F) {
+	f.Add(`{"pdu":{"content":{"body":"x"}}}`, "/input/pdu/content/body", true, "/input/pdu/content/body", `"[masked]"`)
+	f.Add(`{"a":[1,{"b":2}]}`, "/input/a/1/b", false, "/input/a/1/c/d", `{"e":[1,2]}`)
+	f.Add(`[1,2,3]`, "/input/2", true, "/input/0", `null`)
+	f.Add(`"text"`, "/input", false, "/input/a", `1`)
+	f.Add(`{"a":{"b":1}}`, "/input/a", true, "/input", `{"c":2.5e3}`)
+	f.Add(`{"a":{}}`, "/input/a/-", false, "/input/a/b/0", `true`)
+	f.Fuzz(func(t *testing.T, input, first string, firstUpserts bool, second, value string) {
+		if !json.Valid([]byte(input)) || !json.Valid([]byte(value)) {
+			return
+		}
+		op := MaskRemove
+		if firstUpserts {
+			op = MaskUpsert
+		}
+		one, err := NewMaskRule(op, first, decodeJSON(t, value))
+		if err != nil {
+			return
+		}
+		two, err := NewMaskRule(MaskUpsert, second, decodeJSON(t, value))
+		if err != nil {
+			return
+		}
+		m, err := NewPolicyMasker(rulesPolicy{rules: []MaskRule{one, two}}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := Record{Input: decodeJSON(t, input)}
+		got, err := appendRecord(nil, &rec, m)
+		if err != nil {
+			t.Fatalf("appendRecord(%s): %v", input, err)
+		}
+		want := encodeWithEncodingJSON(t, rec, m)
+		if canonicalForm(t, got) != canonicalForm(t, want) {
+			t.Fatalf("input %s, rules %s %q and upsert %q of %s:\n got %s\nwant %s", input, op, first, second, value, got, want)
+		}
+	})
 }
