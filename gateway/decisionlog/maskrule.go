@@ -102,8 +102,8 @@ var ErrMaskFailed = errors.New("mask policy failed")
 // that policy returns for it and then removes the values at pointers, as
 // [NewMasker] does. When policy returns an error, the record is written
 // with no input and no result, "/input" and "/result" are listed in its
-// erased field, and mask_error says why; onError, when not nil, is then
-// called. A nil policy gives the Masker of NewMasker(pointers).
+// erased field, and mask_error contains the reason. onError, when not
+// nil, is then called. A nil policy gives the Masker of NewMasker(pointers).
 func NewPolicyMasker(policy MaskPolicy, pointers []string, onError MaskErrorFunc) (*Masker, error) {
 	m, err := NewMasker(pointers)
 	if err != nil {

@@ -88,7 +88,7 @@ type Config struct {
 	// FlushInterval is the longest time a record waits for its batch to
 	// fill. Zero means DefaultFlushInterval.
 	FlushInterval time.Duration
-	// Timeout bounds one upload, from connecting to reading the answer.
+	// Timeout bounds one upload, from connecting to reading the response.
 	// Zero means DefaultTimeout.
 	Timeout time.Duration
 	// MinRetryDelay and MaxRetryDelay bound the delay before an upload is
@@ -337,10 +337,10 @@ func (s *Shipper) Close() error {
 	return nil
 }
 
-// backoff returns the delay before retry number attempt (from 0): the
-// minimum delay doubled attempt times, capped at the maximum, of which a
-// random part of up to a half is taken off, so that gateways that lost
-// the collector together do not retry together. A Retry-After from the
+// backoff returns the delay before retry number attempt, counted from 0:
+// the minimum delay doubled attempt times and capped at the maximum. A
+// random part of up to a half is taken off, so that gateways that lost the
+// collector together do not retry together. A Retry-After from the
 // collector raises the delay, up to the maximum.
 func backoff(minDelay, maxDelay time.Duration, attempt int, retryAfter time.Duration) time.Duration {
 	delay := maxDelay

@@ -15,17 +15,17 @@ import (
 	"time"
 )
 
-// maxResponseBytes bounds what is read of a collector's answer, which
-// only its status matters for.
+// maxResponseBytes bounds what is read of a collector's response, of
+// which only the status matters.
 const maxResponseBytes = 64 << 10
 
 // outcome classifies the result of one upload.
 type outcome int
 
 const (
-	// accepted means a 2xx answer: the collector has the records.
+	// accepted means a 2xx response: the collector has the records.
 	accepted outcome = iota
-	// retry means a network error, a timeout, a 5xx, 408 or 429 answer,
+	// retry means a network error, a timeout, a 5xx, 408 or 429 response,
 	// or a 4xx that only a change of configuration fixes (401, 403, 404
 	// and the like): the same records are sent again after a delay.
 	retry
@@ -94,15 +94,15 @@ func clientCertificate(get func() (*tls.Certificate, error)) func(*tls.Certifica
 	}
 }
 
-// noRedirects keeps the client from following a redirect, which would
-// send the records and the token to another address than the configured
-// one; the 3xx then counts as a failed upload.
+// noRedirects keeps the client from following a redirect, because that
+// would send the records and the token to another address than the
+// configured one. The 3xx then counts as a failed upload.
 func noRedirects(*http.Request, []*http.Request) error {
 	return http.ErrUseLastResponse
 }
 
 // upload sends lines, complete JSON lines, as one gzip-compressed JSON
-// array, and classifies the answer.
+// array, and classifies the response.
 func (u *uploader) upload(ctx context.Context, lines []byte) error {
 	body, err := compressArray(lines)
 	if err != nil {
@@ -130,7 +130,7 @@ func (u *uploader) upload(ctx context.Context, lines []byte) error {
 		reason := "network"
 		if errors.Is(err, context.DeadlineExceeded) {
 			reason = "timeout"
-			err = fmt.Errorf("no answer within %s: %w", u.timeout, err)
+			err = fmt.Errorf("no response within %s: %w", u.timeout, err)
 		}
 		return &uploadError{outcome: retry, reason: reason, err: err}
 	}
@@ -139,7 +139,7 @@ func (u *uploader) upload(ctx context.Context, lines []byte) error {
 	return classify(resp)
 }
 
-// classify returns nil for a 2xx answer and the uploadError of any other.
+// classify returns nil for a 2xx response and the uploadError of any other.
 func classify(resp *http.Response) error {
 	status := resp.StatusCode
 	e := &uploadError{outcome: retry, status: status}
