@@ -49,7 +49,7 @@ type uploadError struct {
 
 func (e *uploadError) Error() string {
 	if e.status != 0 {
-		return fmt.Sprintf("collector answered %d %s", e.status, http.StatusText(e.status))
+		return fmt.Sprintf("collector responded %d %s", e.status, http.StatusText(e.status))
 	}
 	return e.err.Error()
 }
