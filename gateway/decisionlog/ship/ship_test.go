@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -609,4 +610,35 @@ func caPool(ca *certs.CA) *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Certificate())
 	return pool
+}
+
+func TestReadToken(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, content, want, message string
+	}{
+		{"trimmed", "  abc.def \n", "abc.def", ""},
+		{"empty", " \n", "", "token file DIR/empty is empty; write the bearer token in it"},
+		{"two lines", "a\nb\n", "", "token file DIR/two lines holds more than one line; write only the bearer token"},
+	}
+	for _, tt := range tests {
+		path := filepath.Join(dir, tt.name)
+		if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadToken(path)
+		if tt.message != "" {
+			want := strings.ReplaceAll(tt.message, "DIR", dir)
+			if err == nil || err.Error() != want {
+				t.Errorf("ReadToken(%s) error = %v, want %q", tt.name, err, want)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ReadToken(%s) = %q, %v; want %q", tt.name, got, err, tt.want)
+		}
+	}
+	if _, err := ReadToken(filepath.Join(dir, "missing")); err == nil || !strings.HasPrefix(err.Error(), "read token file: ") {
+		t.Errorf("ReadToken(missing) error = %v, want a read error", err)
+	}
 }
