@@ -326,6 +326,7 @@ func (c *Config) Validate() error {
 		c.validateOutbound,
 		c.validatePolicy,
 		c.validateEnums,
+		c.validateShip,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -538,7 +539,7 @@ func (c *Config) resolvePaths() {
 	} {
 		*p = c.resolve(*p)
 	}
-	for _, p := range c.policyPaths() {
+	for _, p := range append(c.policyPaths(), c.shipPaths()...) {
 		*p = c.resolve(*p)
 	}
 	if c.Inbound.TLS.ACME != nil {

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"time"
 
@@ -33,8 +32,8 @@ type DecisionLogConfig struct {
 	// Sync is "always" (a record is on disk before the response that
 	// depends on it is sent) or "none". Default "always".
 	Sync string `yaml:"sync"`
-	// Mask lists JSON pointers erased from records; empty means the
-	// default list of message-body fields.
+	// Mask lists JSON pointers erased from records, in addition to the
+	// rules of the policy's data.system.log.mask.
 	Mask []string `yaml:"mask"`
 	// SigningKeyFile is the Ed25519 audit key (PKCS #8 PEM) that signs
 	// checkpoints. Empty (the default) writes no checkpoints.
@@ -43,6 +42,8 @@ type DecisionLogConfig struct {
 	Checkpoint CheckpointConfig `yaml:"checkpoint"`
 	// Rotate is the built-in rotation of the file.
 	Rotate RotateConfig `yaml:"rotate"`
+	// Ship also sends the records to a decision-log service.
+	Ship *ShipConfig `yaml:"ship"`
 }
 
 // CheckpointConfig sets how often the decision log writes a signed
@@ -111,13 +112,13 @@ func (d *DecisionLogConfig) validate() error {
 	return nil
 }
 
-func openDecisionLog(cfg *Config, log *slog.Logger) (*decisionlog.Writer, error) {
-	masker := decisionlog.DefaultMasker()
-	if len(cfg.DecisionLog.Mask) > 0 {
-		var err error
-		if masker, err = decisionlog.NewMasker(cfg.DecisionLog.Mask); err != nil {
-			return nil, fmt.Errorf("decision_log.mask: %w", err)
-		}
+// openDecisionLog opens the decision log, masked by the policy in force
+// and decision_log.mask.
+func (g *Gateway) openDecisionLog() (*decisionlog.Writer, error) {
+	cfg, log := g.cfg, g.log
+	masker, err := g.newMasker()
+	if err != nil {
+		return nil, fmt.Errorf("decision_log.mask: %w", err)
 	}
 	signer, err := loadAuditSigner(cfg.DecisionLog.SigningKeyFile)
 	if err != nil {
@@ -130,7 +131,7 @@ func openDecisionLog(cfg *Config, log *slog.Logger) (*decisionlog.Writer, error)
 	if cfg.StateDir != "" {
 		statePath = filepath.Join(cfg.StateDir, chainStateFile)
 	}
-	w, err := decisionlog.Open(decisionlog.Options{
+	opts := decisionlog.Options{
 		Path:               cfg.DecisionLog.File,
 		Sync:               decisionlog.SyncMode(cfg.DecisionLog.Sync),
 		Masker:             masker,
@@ -145,7 +146,11 @@ func openDecisionLog(cfg *Config, log *slog.Logger) (*decisionlog.Writer, error)
 			MaxAge:   cfg.DecisionLog.Rotate.MaxAge,
 			Compress: cfg.DecisionLog.Rotate.Compress,
 		},
-	})
+	}
+	if g.shipper != nil {
+		opts.Committed = g.shipper.Committed
+	}
+	w, err := decisionlog.Open(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -129,6 +129,9 @@ type gatewayOptions struct {
 	allowlistConfig string
 	// extraConfig is appended to the configuration.
 	extraConfig string
+	// decisionLogConfig, when set, replaces the decision_log line of the
+	// configuration.
+	decisionLogConfig string
 	// setup runs in the gateway's directory before the gateway starts,
 	// with the remote server's public key in unpadded base64.
 	setup func(dir, remoteKey string)
@@ -220,6 +223,9 @@ decision_log: {file: decisions.jsonl, signing_key_file: audit.key}
 	}
 	if opts.allowlistConfig != "" {
 		config = strings.Replace(config, "allowlist: {file: allowlist.yaml}\n", opts.allowlistConfig+"\n", 1)
+	}
+	if opts.decisionLogConfig != "" {
+		config = strings.Replace(config, "decision_log: {file: decisions.jsonl, signing_key_file: audit.key}\n", opts.decisionLogConfig+"\n", 1)
 	}
 	if opts.setup != nil {
 		opts.setup(dir, base64.RawStdEncoding.EncodeToString(pub))

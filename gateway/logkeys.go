@@ -28,6 +28,7 @@ const (
 	keyServerNames = "server_names"
 	keySource      = "source"
 	keyStatus      = "status"
+	keySuppressed  = "suppressed"
 	keyTrigger     = "trigger"
 	keyURL         = "url"
 )

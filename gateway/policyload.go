@@ -317,6 +317,7 @@ func (g *Gateway) installEngine(ctx context.Context, src *policySource, engine *
 	if old != nil {
 		oldRevision = old.Revision()
 	}
+	g.warnWithoutMaskRule(ctx, src, engine)
 	g.log.InfoContext(ctx, "policy in force",
 		append([]any{keyRole, string(src.role), keySource, src.name(), keyTrigger, trigger,
 			keyOldRevision, oldRevision, keyNewRevision, engine.Revision()}, attrs...)...)

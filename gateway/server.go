@@ -21,7 +21,9 @@ import (
 
 	"github.com/bordergate/bordergate/certs"
 	"github.com/bordergate/bordergate/gateway/decisionlog"
+	"github.com/bordergate/bordergate/gateway/decisionlog/ship"
 	"github.com/bordergate/bordergate/gateway/egress"
+	"github.com/bordergate/bordergate/gateway/internal/lograte"
 	"github.com/bordergate/bordergate/gateway/keys"
 	"github.com/bordergate/bordergate/gateway/store"
 	"github.com/bordergate/bordergate/gateway/telemetry"
@@ -42,9 +44,12 @@ type Gateway struct {
 	store     *store.Store
 	keys      keyRing
 	decisions *decisionlog.Writer
-	forward   *forwarder
-	tls       *tls.Config
-	now       func() time.Time
+	// shipper sends the committed records to a decision-log service; nil
+	// without decision_log.ship.
+	shipper *ship.Shipper
+	forward *forwarder
+	tls     *tls.Config
+	now     func() time.Time
 	// slots bounds the requests in progress; each holds one token.
 	slots chan struct{}
 	// local caches the local homeserver's verify keys.
@@ -74,6 +79,10 @@ type Gateway struct {
 	resign *signingKey
 	// metrics creates the gateway's counters and serves their values.
 	metrics *telemetry.Metrics
+	// logCounters count mask failures and shipped and dropped records;
+	// maskFailureLog limits the log entries of mask failures.
+	logCounters    decisionLogCounters
+	maskFailureLog lograte.Limiter
 
 	// policies is the policy set in force. Each exchange loads it once;
 	// reloads publish a new set, serialized by reloadMu.
@@ -112,6 +121,8 @@ func (g *Gateway) open(ctx context.Context) error {
 		return err
 	}
 	g.counters = newPolicyCounters(g.metrics)
+	g.logCounters = newDecisionLogCounters(g.metrics)
+	g.maskFailureLog.Interval = maskFailureLogInterval
 	if g.store, err = openStore(g.cfg, g.log); err != nil {
 		return err
 	}
@@ -151,7 +162,10 @@ func (g *Gateway) open(ctx context.Context) error {
 	if err := g.loadInitialPolicies(ctx); err != nil {
 		return err
 	}
-	if g.decisions, err = openDecisionLog(g.cfg, g.log); err != nil {
+	if g.shipper, err = g.openShipper(); err != nil {
+		return err
+	}
+	if g.decisions, err = g.openDecisionLog(); err != nil {
 		return err
 	}
 	if g.forward, err = newForwarder(g.cfg.Homeserver); err != nil {
@@ -354,6 +368,10 @@ func (g *Gateway) Close() error {
 	var errs []error
 	if g.decisions != nil {
 		errs = append(errs, g.decisions.Close())
+	}
+	if g.shipper != nil {
+		// After the decision log, whose last batches it takes.
+		errs = append(errs, g.shipper.Close())
 	}
 	if g.acme != nil {
 		g.acme.Close()

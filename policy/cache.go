@@ -22,13 +22,14 @@ const MaxCacheKeyBytes = 4096
 // decision is evaluated without the cache.
 var errNoKey = errors.New("input has no cache key")
 
-// decisionCache keeps recent decisions of one kind, keyed by the values of
-// the input at the paths that the policy reads. Two inputs with the same
-// key have the same values at every such path. The decision is a function
-// of those values and the policy data alone, as analyzeInputReads checks.
-// A kept decision is therefore the one that evaluating the policy again
-// would return.
-type decisionCache struct {
+// resultCache keeps recent results of one query, such as the decision of
+// one kind or the decision-log mask, keyed by the values of the input at
+// the paths that the query's rules read. Two inputs with the same key have
+// the same values at every such path. The result is a function of those
+// values and the policy data alone, as analyzeInputReads checks. A kept
+// result is therefore the one that evaluating the query again would
+// return. Kept results are shared, so T must be treated as immutable.
+type resultCache[T any] struct {
 	paths [][]string
 	max   int
 	// plans caches a *keyPlan per input type.
@@ -37,11 +38,51 @@ type decisionCache struct {
 	hits, misses atomic.Uint64
 
 	mu      sync.RWMutex // guards entries
-	entries map[string]Decision
+	entries map[string]T
+}
+
+// decisionCache keeps the decisions of one kind.
+type decisionCache = resultCache[Decision]
+
+func newResultCache[T any](paths [][]string, max int) *resultCache[T] {
+	return &resultCache[T]{paths: paths, max: max, entries: make(map[string]T)}
 }
 
 func newDecisionCache(paths [][]string, max int) *decisionCache {
-	return &decisionCache{paths: paths, max: max, entries: make(map[string]Decision)}
+	return newResultCache[Decision](paths, max)
+}
+
+// cachedEval returns the result that cache keeps for input, or evaluates it
+// with eval and keeps it. A nil cache, or an input without a cache key,
+// evaluates every time. Errors are never kept.
+func cachedEval[T any](cache *resultCache[T], input any, eval func() (T, error)) (T, error) {
+	if cache == nil {
+		return eval()
+	}
+	buffer := keyBuffers.Get().(*[]byte)
+	defer keyBuffers.Put(buffer)
+	key, err := cache.key((*buffer)[:0], input)
+	if err != nil || len(key) > MaxCacheKeyBytes {
+		return eval()
+	}
+	*buffer = key
+	if result, ok := cache.get(key); ok {
+		return result, nil
+	}
+	result, err := eval()
+	if err != nil {
+		return result, err
+	}
+	cache.put(key, result)
+	return result, nil
+}
+
+// stats returns the hits and misses of c, zero for a nil cache.
+func (c *resultCache[T]) stats() (hits, misses uint64) {
+	if c == nil {
+		return 0, 0
+	}
+	return c.hits.Load(), c.misses.Load()
 }
 
 // keyBuffers holds byte slices for building cache keys.
@@ -50,7 +91,7 @@ var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 // key appends the cache key of input to buf. It returns errNoKey for an
 // input form that it does not walk, such as an ast.Value, and for an input
 // that is not an object.
-func (c *decisionCache) key(buf []byte, input any) ([]byte, error) {
+func (c *resultCache[T]) key(buf []byte, input any) ([]byte, error) {
 	if input == nil {
 		return nil, errNoKey
 	}
@@ -71,7 +112,7 @@ func (c *decisionCache) key(buf []byte, input any) ([]byte, error) {
 }
 
 // planFor returns the key plan of inputs of type t.
-func (c *decisionCache) planFor(t reflect.Type) *keyPlan {
+func (c *resultCache[T]) planFor(t reflect.Type) *keyPlan {
 	if cached, ok := c.plans.Load(t); ok {
 		return cached.(*keyPlan)
 	}
@@ -80,22 +121,22 @@ func (c *decisionCache) planFor(t reflect.Type) *keyPlan {
 	return cached.(*keyPlan)
 }
 
-// get returns the decision kept under key.
-func (c *decisionCache) get(key []byte) (Decision, bool) {
+// get returns the result kept under key.
+func (c *resultCache[T]) get(key []byte) (T, bool) {
 	c.mu.RLock()
-	decision, ok := c.entries[string(key)]
+	result, ok := c.entries[string(key)]
 	c.mu.RUnlock()
 	if ok {
 		c.hits.Add(1)
 	} else {
 		c.misses.Add(1)
 	}
-	return decision, ok
+	return result, ok
 }
 
-// put keeps decision under key. When the cache is full, one kept decision,
+// put keeps result under key. When the cache is full, one kept result,
 // chosen by map iteration order, makes room for it.
-func (c *decisionCache) put(key []byte, decision Decision) {
+func (c *resultCache[T]) put(key []byte, result T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[string(key)]; ok {
@@ -107,5 +148,5 @@ func (c *decisionCache) put(key []byte, decision Decision) {
 			break
 		}
 	}
-	c.entries[string(key)] = decision
+	c.entries[string(key)] = result
 }

@@ -51,6 +51,8 @@ type Engine struct {
 	queries  map[Kind]rego.PreparedEvalQuery
 	caches   map[Kind]*decisionCache
 	revision string
+	// mask is nil when the policy defines no data.system.log.mask rule.
+	mask *maskQuery
 
 	// inputReads are the parts of the input that the policy reads, valid
 	// when inputReadsKnown is set; see InputReads.
@@ -112,29 +114,35 @@ func build(ctx context.Context, modules map[string]*ast.Module, data map[string]
 			return nil, err
 		}
 		engine.queries[kind] = query
-		engine.caches[kind] = newCacheFor(ctx, logger, compiler, kind, cacheSize)
+		engine.caches[kind] = newCacheFor[Decision](ctx, logger, compiler, decisionRef(kind), string(kind), cacheSize)
 	}
+	mask, err := prepareMask(ctx, compiler, store, hook, logger, cacheSize)
+	if err != nil {
+		return nil, err
+	}
+	engine.mask = mask
 
 	logger.InfoContext(ctx, "policy loaded",
 		append([]any{"revision", engine.revision, "module_count", len(modules)}, attrs...)...)
 	return engine, nil
 }
 
-// newCacheFor returns the decision cache of kind, or nil when size turns
-// caching off or the decision is not a function of input paths.
-func newCacheFor(ctx context.Context, logger *slog.Logger, compiler *ast.Compiler, kind Kind, size int) *decisionCache {
+// newCacheFor returns the result cache of the rule ref, or nil when size
+// turns caching off or the rule's result is not a function of input paths.
+// kind names the rule in the log.
+func newCacheFor[T any](ctx context.Context, logger *slog.Logger, compiler *ast.Compiler, ref ast.Ref, kind string, size int) *resultCache[T] {
 	if size < 0 {
 		return nil
 	}
 	if size == 0 {
 		size = DefaultDecisionCacheSize
 	}
-	reads := analyzeInputReads(compiler, decisionRef(kind))
+	reads := analyzeInputReads(compiler, ref)
 	if !reads.pure {
-		logger.InfoContext(ctx, "policy decisions not cached", "kind", string(kind), "reason", reads.reason)
+		logger.InfoContext(ctx, "policy decisions not cached", "kind", kind, "reason", reads.reason)
 		return nil
 	}
-	return newDecisionCache(reads.paths, size)
+	return newResultCache[T](reads.paths, size)
 }
 
 // decisionRef returns the reference of the decision rule of kind.
@@ -153,6 +161,11 @@ func prepareQuery(ctx context.Context, compiler *ast.Compiler, store storage.Sto
 		}
 	}
 
+	return prepareEval(ctx, query, compiler, store, hook)
+}
+
+// prepareEval prepares query against the compiled policy and its store.
+func prepareEval(ctx context.Context, query string, compiler *ast.Compiler, store storage.Store, hook print.Hook) (rego.PreparedEvalQuery, error) {
 	prepared, err := rego.New(
 		rego.Query(query),
 		rego.Compiler(compiler),
@@ -195,26 +208,9 @@ func (e *Engine) Decide(ctx context.Context, kind Kind, input any) (Decision, er
 		return Decision{}, fmt.Errorf("decide %s: %w", kind, err)
 	}
 
-	cache := e.caches[kind]
-	if cache == nil {
+	return cachedEval(e.caches[kind], input, func() (Decision, error) {
 		return e.evaluate(ctx, kind, query, input)
-	}
-	buffer := keyBuffers.Get().(*[]byte)
-	defer keyBuffers.Put(buffer)
-	key, err := cache.key((*buffer)[:0], input)
-	if err != nil || len(key) > MaxCacheKeyBytes {
-		return e.evaluate(ctx, kind, query, input)
-	}
-	*buffer = key
-	if decision, ok := cache.get(key); ok {
-		return decision, nil
-	}
-	decision, err := e.evaluate(ctx, kind, query, input)
-	if err != nil {
-		return Decision{}, err
-	}
-	cache.put(key, decision)
-	return decision, nil
+	})
 }
 
 // evaluate converts input and evaluates the prepared query of kind.
@@ -238,11 +234,7 @@ func (e *Engine) evaluate(ctx context.Context, kind Kind, query rego.PreparedEva
 // and how many it did not have (misses). Both are zero when decisions of
 // kind are not cached.
 func (e *Engine) CacheStats(kind Kind) (hits, misses uint64) {
-	cache := e.caches[kind]
-	if cache == nil {
-		return 0, 0
-	}
-	return cache.hits.Load(), cache.misses.Load()
+	return e.caches[kind].stats()
 }
 
 // Path returns the decision-log path of kind, such as

@@ -171,6 +171,7 @@ func (w *Writer) writeCheckpoint() error {
 func (w *Writer) flush() error {
 	n, err := w.file.Write(w.buffer)
 	written := len(w.buffer)
+	lines := w.buffer
 	if w.rot.size == 0 && n > 0 {
 		w.rot.started = w.now()
 	}
@@ -186,6 +187,7 @@ func (w *Writer) flush() error {
 		w.rot.size += int64(n)
 		w.written(n)
 		w.saveState()
+		w.handOver(lines[:n])
 		return w.commitFailed("write", err)
 	}
 	w.partialTail = false
@@ -203,6 +205,7 @@ func (w *Writer) flush() error {
 		}
 	}
 
+	w.handOver(lines)
 	if w.failures > 0 {
 		w.logger.Info("decision log commit recovered", "path", w.path, "failed_batches", w.failures)
 		w.failures = 0

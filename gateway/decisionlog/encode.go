@@ -17,21 +17,37 @@ import (
 // only a pathological document takes the slower generic path.
 const maxMaskDepth = 10000
 
+// Encode returns the JSON line, newline included, that a Writer whose
+// Masker is m writes for rec, except that Encode fills in nothing: the
+// decision ID, timestamp and labels are those of rec. A nil m means
+// DefaultMasker().
+func Encode(rec *Record, m *Masker) ([]byte, error) {
+	if m == nil {
+		m = DefaultMasker()
+	}
+	return appendRecord(nil, rec, m)
+}
+
 // appendRecord appends the JSON encoding of rec, with its input and result
 // masked by m, and a newline to dst. The members, their order, omitempty
 // rules and string escapes are those of encoding/json with HTML escaping
 // off, so that a record reads the same whichever encoder wrote it. Input
-// and Result are encoded once; masking then removes members from the
-// encoded document instead of decoding it into Go maps.
+// and Result are encoded once; masking then edits the encoded document
+// instead of decoding it into Go maps.
 func appendRecord(dst []byte, rec *Record, m *Masker) ([]byte, error) {
-	erased := rec.Erased
-	input, erased, err := m.encodeRoot("input", rec.Input, erased)
+	var input, result []byte
+	edits := maskEdits{erased: rec.Erased, masked: rec.Masked}
+	maskError := rec.MaskError
+	set, err := m.ruleSetFor(rec)
 	if err != nil {
-		return nil, fmt.Errorf("mask input: %w", err)
-	}
-	result, erased, err := m.encodeRoot("result", rec.Result, erased)
-	if err != nil {
-		return nil, fmt.Errorf("mask result: %w", err)
+		edits.erased, maskError = m.failClosed(rec, err)
+	} else {
+		if input, err = edits.encodeRoot("input", rec.Input, set); err != nil {
+			return nil, fmt.Errorf("mask input: %w", err)
+		}
+		if result, err = edits.encodeRoot("result", rec.Result, set); err != nil {
+			return nil, fmt.Errorf("mask result: %w", err)
+		}
 	}
 
 	dst = append(dst, `{"decision_id":`...)
@@ -65,34 +81,35 @@ func appendRecord(dst []byte, rec *Record, m *Masker) ([]byte, error) {
 	dst = appendOptionalString(dst, "error", rec.Error)
 	dst = appendOptionalRaw(dst, "input", input)
 	dst = appendOptionalRaw(dst, "result", result)
-	dst = appendOptionalStrings(dst, "erased", erased)
-	dst = appendOptionalStrings(dst, "masked", rec.Masked)
+	dst = appendOptionalStrings(dst, "erased", edits.erased)
+	dst = appendOptionalStrings(dst, "masked", edits.masked)
+	dst = appendOptionalString(dst, "mask_error", maskError)
 	return append(dst, '}', '\n'), nil
 }
 
-// encodeRoot returns the JSON of doc, one root of a record, without the
-// values at m's pointers of that root, and erased with those pointers that
-// matched a value appended. It returns nil for a nil doc, which the record
-// then omits, as encoding/json's omitempty does.
-func (m *Masker) encodeRoot(root string, doc any, erased []string) ([]byte, []string, error) {
+// encodeRoot returns the JSON of doc, one root of a record, with the rules
+// of set for that root applied, and records the paths they erased and
+// replaced. It returns nil for a nil doc, or one that a rule erased whole,
+// which the record then omits, as encoding/json's omitempty does.
+func (e *maskEdits) encodeRoot(root string, doc any, set *ruleSet) ([]byte, error) {
 	if doc == nil {
-		return nil, erased, nil
+		return nil, nil
 	}
 	encoded, err := marshalNoHTMLEscape(doc)
 	if err != nil {
-		return nil, erased, err
+		return nil, err
 	}
-	if !m.hasRoot(root) {
-		return encoded, erased, nil
+	if !set.hasRoot(root) {
+		return encoded, nil
 	}
-	if tree := m.trees[root]; tree != nil {
-		if masked, found, ok := eraseJSON(encoded, tree, len(m.pointers)); ok {
+	if tree := set.trees[root]; tree != nil {
+		if masked, found, ok := eraseJSON(encoded, tree, len(set.rules)); ok {
 			for i, matched := range found {
 				if matched {
-					erased = append(erased, m.pointers[i].text)
+					e.record(&set.rules[i])
 				}
 			}
-			return masked, erased, nil
+			return masked, nil
 		}
 	}
 
@@ -102,72 +119,40 @@ func (m *Masker) encodeRoot(root string, doc any, erased []string) ([]byte, []st
 		// two map keys that differ only in invalid UTF-8, which both become
 		// U+FFFD. The generic path decodes such a document as encoding/json
 		// reads it.
-		return m.encodeRootGeneric(root, doc, erased)
+		return e.encodeRootGeneric(root, doc, set)
 	}
-	for _, p := range m.pointers {
-		if p.root != root {
+	present := true
+	for i := range set.rules {
+		rule := &set.rules[i]
+		if rule.pointer.root != root || !present {
 			continue
 		}
-		if len(p.tokens) == 0 {
-			// The whole document is erased, and no later pointer can
-			// match anything.
-			return nil, append(erased, p.text), nil
+		var applied bool
+		switch {
+		case len(rule.pointer.tokens) > 0:
+			value, applied = editValue(value, rule.pointer.tokens, rule)
+		case rule.op == MaskUpsert:
+			value, applied = rule.encoded, true
+		default:
+			present, applied = false, true
 		}
-		var found bool
-		if value, found = eraseValue(value, p.tokens); found {
-			erased = append(erased, p.text)
+		if applied {
+			e.record(rule)
 		}
 	}
-	return canonicaljson.Append(nil, value), erased, nil
+	if !present {
+		return nil, nil
+	}
+	return canonicaljson.Append(nil, value), nil
 }
 
 // encodeRootGeneric masks doc through a decoded copy, as Apply does.
-func (m *Masker) encodeRootGeneric(root string, doc any, erased []string) ([]byte, []string, error) {
-	masked, erased, err := m.applyToRoot(root, doc, erased)
+func (e *maskEdits) encodeRootGeneric(root string, doc any, set *ruleSet) ([]byte, error) {
+	masked, err := e.applyToRoot(root, doc, set)
 	if err != nil || masked == nil {
-		return nil, erased, err
+		return nil, err
 	}
-	encoded, err := marshalNoHTMLEscape(masked)
-	return encoded, erased, err
-}
-
-// eraseValue returns v without the value at tokens, which must not be
-// empty, and whether that value existed. An object member is removed and
-// an array element becomes null, as erase does on decoded documents.
-func eraseValue(v canonicaljson.Value, tokens []string) (canonicaljson.Value, bool) {
-	token := tokens[0]
-	switch v.Kind() {
-	case canonicaljson.Object:
-		child, ok := v.Get(token)
-		if !ok {
-			return v, false
-		}
-		if len(tokens) == 1 {
-			return v.Without(token), true
-		}
-		child, found := eraseValue(child, tokens[1:])
-		if !found {
-			return v, false
-		}
-		return v.With(token, child), true
-	case canonicaljson.Array:
-		i, ok := arrayIndex(token, v.Len())
-		if !ok {
-			return v, false
-		}
-		child := canonicaljson.NullValue()
-		if len(tokens) > 1 {
-			var found bool
-			if child, found = eraseValue(v.Items()[i], tokens[1:]); !found {
-				return v, false
-			}
-		}
-		items := slices.Clone(v.Items())
-		items[i] = child
-		return canonicaljson.ArrayValue(items...), true
-	default:
-		return v, false
-	}
+	return marshalNoHTMLEscape(masked)
 }
 
 // marshalNoHTMLEscape encodes v as encoding/json does with HTML escaping

@@ -8,21 +8,25 @@ import (
 // shared by the pointers that start alike.
 type maskNode struct {
 	children map[string]*maskNode
-	// pointer is the index in Masker.pointers, plus one, of the pointer
-	// that ends at this node, or 0 when none does.
+	// pointer is the index in ruleSet.rules, plus one, of the rule whose
+	// pointer ends at this node, or 0 when none does.
 	pointer int
 }
 
-// buildMaskTree returns the tree of the pointers of root. It returns nil
-// when a pointer names the whole root, or when one pointer of root is a
-// prefix of another: erasing the shorter one would hide whether the longer
-// one matched. Such pointer lists are applied one by one on a parsed
-// document instead.
-func buildMaskTree(pointers []maskPointer, root string) *maskNode {
+// buildMaskTree returns the tree of the rules of root. It returns nil when
+// a rule upserts, when a pointer names the whole root, or when one pointer
+// of root is a prefix of another: erasing the shorter one would hide
+// whether the longer one matched. Such rules are applied one by one on a
+// parsed document instead.
+func buildMaskTree(rules []MaskRule, root string) *maskNode {
 	tree := &maskNode{}
-	for i, p := range pointers {
+	for i := range rules {
+		p := rules[i].pointer
 		if p.root != root {
 			continue
+		}
+		if rules[i].op != MaskRemove {
+			return nil
 		}
 		node := tree
 		for _, token := range p.tokens {

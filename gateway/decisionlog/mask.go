@@ -8,27 +8,35 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"unicode/utf8"
 )
 
 // defaultMaskPointers are the values that a default Masker erases: the text
 // of messages and encrypted payloads in PDUs, and to-device message content
-// in EDUs.
+// in EDUs. They are sorted, which is the order in which a Rego set of the
+// same pointers, as in rego/mask.rego, lists them.
 var defaultMaskPointers = []string{
-	"/input/pdu/content/body",
-	"/input/pdu/content/formatted_body",
-	"/input/pdu/content/ciphertext",
 	"/input/edu/content/messages",
+	"/input/pdu/content/body",
+	"/input/pdu/content/ciphertext",
+	"/input/pdu/content/formatted_body",
 }
 
-// Masker erases values from the input and result of records before they are
-// written, the way OPA erases the JSON pointers that a decision-log mask
-// policy returns. A Masker is immutable and safe for concurrent use.
+// Masker erases and replaces values in the input and result of records
+// before they are written, the way Open Policy Agent applies the rules of a
+// decision-log mask policy. It applies the rules of its [MaskPolicy], when
+// it has one, and then erases its own fixed JSON pointers. A Masker is
+// immutable and safe for concurrent use.
 type Masker struct {
-	pointers []maskPointer
-	// trees holds the pointers of "input" and of "result" as trees for
-	// masking encoded documents, nil for a root whose pointers need the
-	// parsed form (see buildMaskTree).
-	trees map[string]*maskNode
+	// fixed holds the remove rules of the fixed pointers.
+	fixed   *ruleSet
+	policy  MaskPolicy
+	onError MaskErrorFunc
+	// sets caches the rule set of each rule slice that the policy
+	// returned, keyed by the address of its first rule; see ruleSetFor.
+	sets     sync.Map
+	setCount atomic.Int64
 }
 
 // maskPointer is a parsed JSON pointer into a record.
@@ -62,7 +70,7 @@ var defaultMasker = sync.OnceValue(func() *Masker {
 // (for "~") and "~1" (for "/"). Duplicates are ignored. A Masker without
 // pointers erases nothing.
 func NewMasker(pointers []string) (*Masker, error) {
-	m := &Masker{}
+	var rules []MaskRule
 	seen := make(map[string]bool, len(pointers))
 	for _, text := range pointers {
 		if seen[text] {
@@ -70,90 +78,99 @@ func NewMasker(pointers []string) (*Masker, error) {
 		}
 		seen[text] = true
 
-		p, err := parseMaskPointer(text)
+		rule, err := NewMaskRule(MaskRemove, text, nil)
 		if err != nil {
 			return nil, err
 		}
-		m.pointers = append(m.pointers, p)
+		rules = append(rules, rule)
 	}
-	m.trees = map[string]*maskNode{
-		"input":  buildMaskTree(m.pointers, "input"),
-		"result": buildMaskTree(m.pointers, "result"),
-	}
-	return m, nil
+	return &Masker{fixed: newRuleSet(nil, rules)}, nil
 }
 
-// Pointers returns the JSON pointers that m erases, in the order it applies
-// them.
+// Pointers returns the fixed JSON pointers that m erases, in the order it
+// applies them, after the rules of its policy.
 func (m *Masker) Pointers() []string {
-	texts := make([]string, len(m.pointers))
-	for i, p := range m.pointers {
-		texts[i] = p.text
+	texts := make([]string, len(m.fixed.rules))
+	for i, rule := range m.fixed.rules {
+		texts[i] = rule.pointer.text
 	}
 	return texts
 }
 
-// Apply returns a copy of rec whose Input and Result no longer contain the
-// values at m's pointers, with the pointers that matched a value appended to
-// Erased. When a pointer targets Input or Result, the copy holds that
-// document as decoded from its JSON encoding (objects as map[string]any,
-// numbers as json.Number), so that rec and the values it references are
-// never modified. Apply returns an error when Input or Result cannot be
-// encoded as JSON.
+// Apply returns a copy of rec whose Input and Result are masked: the values
+// at the paths of remove rules are erased, and those paths that matched a
+// value are appended to Erased; the values at the paths of upsert rules are
+// set, and those paths are appended to Masked. When a rule targets Input or
+// Result, the copy holds that document as decoded from its JSON encoding
+// (objects as map[string]any, numbers as json.Number), so that rec and the
+// values it references are never modified. When the mask policy fails, the
+// copy has no Input and no Result and MaskError says why, as for a record
+// that a Writer writes. Apply returns an error when Input or Result cannot
+// be encoded as JSON.
 //
 // An object member is removed. An array element is replaced by null, so
 // that the other elements keep their indices and later pointers still refer
 // to the elements they name.
 func (m *Masker) Apply(rec Record) (Record, error) {
-	if len(m.pointers) == 0 {
+	set, err := m.ruleSetFor(&rec)
+	if err != nil {
+		rec.Erased, rec.MaskError = m.failClosed(&rec, err)
+		rec.Input, rec.Result = nil, nil
+		return rec, nil
+	}
+	if len(set.rules) == 0 {
 		return rec, nil
 	}
 
-	erased := slices.Clone(rec.Erased)
-	var err error
-	rec.Input, erased, err = m.applyToRoot("input", rec.Input, erased)
+	edits := maskEdits{erased: slices.Clone(rec.Erased), masked: slices.Clone(rec.Masked)}
+	rec.Input, err = edits.applyToRoot("input", rec.Input, set)
 	if err != nil {
 		return Record{}, fmt.Errorf("mask input: %w", err)
 	}
-	rec.Result, erased, err = m.applyToRoot("result", rec.Result, erased)
+	rec.Result, err = edits.applyToRoot("result", rec.Result, set)
 	if err != nil {
 		return Record{}, fmt.Errorf("mask result: %w", err)
 	}
-	rec.Erased = erased
+	rec.Erased, rec.Masked = edits.erased, edits.masked
 	return rec, nil
 }
 
-// applyToRoot erases the pointers of one root ("input" or "result") from a
+// maskEdits collects the paths that masking erased and replaced.
+type maskEdits struct {
+	erased, masked []string
+}
+
+// record appends the path of rule to the list of its operation.
+func (e *maskEdits) record(rule *MaskRule) {
+	if rule.op == MaskUpsert {
+		e.masked = append(e.masked, rule.pointer.text)
+		return
+	}
+	e.erased = append(e.erased, rule.pointer.text)
+}
+
+// applyToRoot applies the rules of one root ("input" or "result") to a
 // decoded copy of doc.
-func (m *Masker) applyToRoot(root string, doc any, erased []string) (any, []string, error) {
-	if doc == nil || !m.hasRoot(root) {
-		return doc, erased, nil
+func (e *maskEdits) applyToRoot(root string, doc any, set *ruleSet) (any, error) {
+	if doc == nil || !set.hasRoot(root) {
+		return doc, nil
 	}
 
 	doc, err := decodedCopy(doc)
 	if err != nil {
-		return nil, erased, err
+		return nil, err
 	}
-	for _, p := range m.pointers {
-		if p.root != root {
+	for i := range set.rules {
+		rule := &set.rules[i]
+		if rule.pointer.root != root || doc == nil {
 			continue
 		}
-		var found bool
-		doc, found = erase(doc, p.tokens)
-		if found {
-			erased = append(erased, p.text)
+		var applied bool
+		if doc, applied = editDecoded(doc, rule.pointer.tokens, rule); applied {
+			e.record(rule)
 		}
 	}
-	return doc, erased, nil
-}
-
-func (m *Masker) hasRoot(root string) bool {
-	for _, p := range m.pointers {
-		if p.root == root {
-			return true
-		}
-	}
-	return false
+	return doc, nil
 }
 
 // decodedCopy encodes v as JSON and decodes it again into generic values,
@@ -172,16 +189,30 @@ func decodedCopy(v any) (any, error) {
 	return decoded, nil
 }
 
-// erase removes the value at tokens from doc and returns the new document
-// (nil when tokens is empty, because the whole document is erased) and
-// whether the value existed.
-func erase(doc any, tokens []string) (any, bool) {
+// editDecoded applies rule at tokens to the decoded document doc and
+// returns the new document and whether the rule applied. With no tokens, a
+// remove rule erases the whole document (nil) and an upsert rule replaces
+// it. Otherwise a remove rule applies when the value exists: an object
+// member is deleted and an array element becomes null. An upsert rule sets
+// a copy of its value, creating missing object members on the way as
+// objects; an array element must exist, and a step into a value that is
+// neither an object nor an array fails.
+func editDecoded(doc any, tokens []string, rule *MaskRule) (any, bool) {
+	upsert := rule.op == MaskUpsert
 	if len(tokens) == 0 {
+		if upsert {
+			return copyDecoded(rule.value), true
+		}
 		return nil, true
 	}
 
 	parent := doc
 	for _, token := range tokens[:len(tokens)-1] {
+		if object, ok := parent.(map[string]any); ok && upsert {
+			if _, exists := object[token]; !exists {
+				object[token] = map[string]any{}
+			}
+		}
 		child, ok := lookup(parent, token)
 		if !ok {
 			return doc, false
@@ -192,6 +223,10 @@ func erase(doc any, tokens []string) (any, bool) {
 	last := tokens[len(tokens)-1]
 	switch container := parent.(type) {
 	case map[string]any:
+		if upsert {
+			container[last] = copyDecoded(rule.value)
+			return doc, true
+		}
 		if _, ok := container[last]; !ok {
 			return doc, false
 		}
@@ -203,9 +238,33 @@ func erase(doc any, tokens []string) (any, bool) {
 			return doc, false
 		}
 		container[i] = nil
+		if upsert {
+			container[i] = copyDecoded(rule.value)
+		}
 		return doc, true
 	default:
 		return doc, false
+	}
+}
+
+// copyDecoded returns a deep copy of a value decoded from JSON, so that a
+// rule's value placed in one record is never changed through another.
+func copyDecoded(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for key, item := range x {
+			out[key] = copyDecoded(item)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, item := range x {
+			out[i] = copyDecoded(item)
+		}
+		return out
+	default:
+		return v
 	}
 }
 
@@ -247,6 +306,11 @@ func arrayIndex(token string, length int) (int, bool) {
 
 // parseMaskPointer parses and checks one configured mask pointer.
 func parseMaskPointer(text string) (maskPointer, error) {
+	if !utf8.ValidString(text) {
+		// A JSON document has no such key, and an upsert under it would
+		// write invalid JSON.
+		return maskPointer{}, fmt.Errorf("invalid mask pointer %q: not valid UTF-8", text)
+	}
 	if !strings.HasPrefix(text, "/") {
 		return maskPointer{}, fmt.Errorf("invalid mask pointer %q: must start with /input or /result", text)
 	}

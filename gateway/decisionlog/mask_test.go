@@ -234,10 +234,10 @@ func TestMaskerApplyEncodeError(t *testing.T) {
 
 func TestMaskerDefaultPointers(t *testing.T) {
 	want := []string{
-		"/input/pdu/content/body",
-		"/input/pdu/content/formatted_body",
-		"/input/pdu/content/ciphertext",
 		"/input/edu/content/messages",
+		"/input/pdu/content/body",
+		"/input/pdu/content/ciphertext",
+		"/input/pdu/content/formatted_body",
 	}
 	if got := DefaultMasker().Pointers(); !slices.Equal(got, want) {
 		t.Errorf("DefaultMasker().Pointers() = %q, want %q", got, want)

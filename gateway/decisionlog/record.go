@@ -103,8 +103,7 @@ type Record struct {
 	// signature, when the pipeline denied the item before policy evaluation.
 	Error string `json:"error,omitempty"`
 
-	// Input is the policy input document. A Writer replaces it with a masked
-	// copy decoded from JSON.
+	// Input is the policy input document. A Writer writes it masked.
 	Input any `json:"input,omitempty"`
 
 	// Result is the decision object that the policy returned.
@@ -114,10 +113,14 @@ type Record struct {
 	// removed from Input or Result.
 	Erased []string `json:"erased,omitempty"`
 
-	// Masked lists the JSON pointers of the values that masking replaced.
-	// The Masker of this package only erases, so it never adds to Masked,
-	// but the field keeps OPA's name for records masked elsewhere.
+	// Masked lists the JSON pointers of the values that masking replaced,
+	// with the upsert rules of a mask policy.
 	Masked []string `json:"masked,omitempty"`
+
+	// MaskError says why the record has no input and no result: its mask
+	// policy failed, so the Writer erased both rather than write them
+	// unmasked. A Writer sets it; callers leave it empty.
+	MaskError string `json:"mask_error,omitempty"`
 
 	// Checkpoint is set only in checkpoint records (Path CheckpointPath),
 	// which the Writer makes itself. Write rejects records that set it.

@@ -90,6 +90,13 @@ type Options struct {
 	// Rotation rotates the file by size or age. The zero value never
 	// rotates, which leaves rotation to an external tool and Reopen.
 	Rotation Rotation
+
+	// Committed, when set, receives the bytes of each write once they are
+	// written as Sync promises: complete records and checkpoints, each
+	// ended by a newline, exactly as in the file and chained. It is
+	// called from the commit goroutine, so it must copy what it keeps and
+	// must not block.
+	Committed func(lines []byte)
 }
 
 // Defaults of the checkpoint triggers.
@@ -112,6 +119,8 @@ type Writer struct {
 	labels map[string]string
 	logger *slog.Logger
 	open   openFunc
+	// committed is Options.Committed.
+	committed func(lines []byte)
 
 	maxRecordBytes int // MaxRecordBytes, lowered by tests
 
@@ -165,15 +174,16 @@ func openWriter(opts Options, open openFunc) (*Writer, error) {
 	}
 
 	w := &Writer{
-		path:     opts.Path,
-		sync:     opts.Sync,
-		masker:   opts.Masker,
-		labels:   maps.Clone(opts.Labels),
-		logger:   opts.Logger.With("component", "decisionlog"),
-		open:     open,
-		requests: make(chan *request, queueLength),
-		stopped:  make(chan struct{}),
-		now:      time.Now,
+		path:      opts.Path,
+		sync:      opts.Sync,
+		masker:    opts.Masker,
+		labels:    maps.Clone(opts.Labels),
+		logger:    opts.Logger.With("component", "decisionlog"),
+		open:      open,
+		committed: opts.Committed,
+		requests:  make(chan *request, queueLength),
+		stopped:   make(chan struct{}),
+		now:       time.Now,
 
 		maxRecordBytes: MaxRecordBytes,
 	}

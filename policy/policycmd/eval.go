@@ -161,6 +161,9 @@ func readEvalInput(path string, stdin io.Reader) (evalInput, error) {
 	if err := decoder.Decode(&rec); err != nil {
 		return evalInput{}, fmt.Errorf("input %s: invalid decision record: %w", name, err)
 	}
+	if rec.MaskError != "" {
+		return evalInput{}, fmt.Errorf("decision record %s has no input: %s", rec.DecisionID, rec.MaskError)
+	}
 	if rec.Input == nil {
 		return evalInput{}, fmt.Errorf("decision record %s has no input: the gateway refused the item before asking the policy, so there is nothing to evaluate", rec.DecisionID)
 	}

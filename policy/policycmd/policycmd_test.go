@@ -67,6 +67,8 @@ func TestCaseOfRecord(t *testing.T) {
 			Result: map[string]any{"allow": true, "reasons": []any{}}}, "", Outcome{Allow: true, Reasons: []string{}}},
 		{"unknown path", decisionlog.Record{Path: "data/x", Input: input}, SkipUnknownPath, Outcome{}},
 		{"no input", decisionlog.Record{Path: "bordergate/edu/decision"}, SkipNoInput, Outcome{}},
+		{"mask policy failed", decisionlog.Record{Path: "bordergate/pdu/decision", Erased: []string{"/input", "/result"},
+			MaskError: "mask policy failed: x; input and result erased"}, SkipMaskFailed, Outcome{}},
 		{"input of another kind", decisionlog.Record{Path: "bordergate/edu/decision", Input: input}, SkipInvalidInput, Outcome{}},
 		{"input not an object", decisionlog.Record{Path: "bordergate/pdu/decision", Input: "x"}, SkipInvalidInput, Outcome{}},
 		{"no result", decisionlog.Record{Path: "bordergate/pdu/decision", Input: input}, SkipNoResult, Outcome{}},

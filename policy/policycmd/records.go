@@ -44,6 +44,9 @@ const (
 	// SkipResultMasked is a record whose result.allow or result.reasons was
 	// erased or replaced by masking, so there is nothing to compare with.
 	SkipResultMasked SkipReason = "result_masked"
+	// SkipMaskFailed is a record whose mask policy failed, so the gateway
+	// wrote it without input and result.
+	SkipMaskFailed SkipReason = "mask_failed"
 )
 
 // skipDescriptions explain the skip reasons in reports.
@@ -55,6 +58,7 @@ var skipDescriptions = map[SkipReason]string{
 	SkipInvalidResult: "the result is not a decision object with a boolean allow and string reasons",
 	SkipInvalidInput:  "the input is not an object of the record's kind",
 	SkipResultMasked:  "masking erased the recorded allow or reasons",
+	SkipMaskFailed:    "the mask policy failed, so the gateway erased the input and result",
 }
 
 // replayCase is the part of a decision record that replay evaluates and
@@ -73,6 +77,9 @@ func caseOfRecord(rec *decisionlog.Record) (replayCase, SkipReason) {
 	kind, ok := kindOfPath(rec.Path)
 	if !ok {
 		return replayCase{}, SkipUnknownPath
+	}
+	if rec.MaskError != "" {
+		return replayCase{}, SkipMaskFailed
 	}
 	if rec.Input == nil {
 		return replayCase{}, SkipNoInput
