@@ -57,7 +57,17 @@ var entryFields = []entryField{
 	{"labels", "a mapping of strings to strings", func(n *yaml.Node, e *Entry) error {
 		return n.Decode(&e.Labels)
 	}},
+	{"deny", "true or false", func(n *yaml.Node, e *Entry) error {
+		return n.Decode(&e.Deny)
+	}},
+	{"note", "a string", func(n *yaml.Node, e *Entry) error {
+		return n.Decode(&e.Note)
+	}},
 }
+
+// gatewayFields are the fields of [Entry] that the gateway sets and a file
+// must not.
+var gatewayFields = map[string]bool{"source": true, "changed_by": true, "changed_at": true}
 
 // LoadAllowlist reads the allow-list file at path, YAML or JSON, and
 // validates every entry as [ValidateEntries] does. The file is a mapping with
@@ -173,6 +183,10 @@ func decodeEntry(path string, index int, node *yaml.Node) (Entry, map[string]int
 		}
 		lines[name] = key.Line
 
+		if gatewayFields[name] {
+			errs = append(errs, fail(key.Line, name, "field is set by the gateway", "no "+name+" field in the file"))
+			continue
+		}
 		field, ok := lookupField(name)
 		if !ok {
 			errs = append(errs, fail(key.Line, name, "unknown field", "one of "+fieldNames()))
