@@ -109,9 +109,9 @@ func (s *Store) Close() error {
 func schema() *memdb.DBSchema {
 	return &memdb.DBSchema{
 		Tables: map[string]*memdb.TableSchema{
-			tableServers: serversSchema(tableServers),
-			tableGlobLengths: globLengthsSchema(tableGlobLengths),
-			tableDenies: serversSchema(tableDenies),
+			tableServers:         serversSchema(tableServers),
+			tableGlobLengths:     globLengthsSchema(tableGlobLengths),
+			tableDenies:          serversSchema(tableDenies),
 			tableDenyGlobLengths: globLengthsSchema(tableDenyGlobLengths),
 			tableEntries: {
 				Name: tableEntries,
