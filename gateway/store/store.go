@@ -67,8 +67,15 @@ type Store struct {
 }
 
 // New returns a store with an empty allow-list. With Options.StateDir set, it
-// loads the rooms recorded there, and fails on a record that is not valid.
+// loads the rooms and the allow-list sources recorded there, and fails on a
+// record or source file that is not valid.
 func New(opts Options) (*Store, error) {
+	return newStore(opts, osStateFS{}, nil)
+}
+
+// newStore is New with the file system of the allow-list state and a hook
+// called after each step of a change to it, for tests.
+func newStore(opts Options, fs stateFS, step func(string)) (*Store, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -82,9 +89,10 @@ func New(opts Options) (*Store, error) {
 	if opts.StateDir == "" {
 		return s, nil
 	}
-	if err := s.openState(opts.StateDir, osStateFS{}); err != nil {
+	if err := s.openState(opts.StateDir, fs); err != nil {
 		return nil, err
 	}
+	s.state.step = step
 
 	file, rooms, err := openRoomFile(opts.StateDir, log)
 	if err != nil {
