@@ -83,10 +83,13 @@ func LoadAllowlist(path string) ([]Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read allowlist: %w", err)
 	}
-	return parseAllowlist(path, data)
+	return ParseAllowlist(path, data)
 }
 
-func parseAllowlist(path string, data []byte) ([]Entry, error) {
+// ParseAllowlist parses and validates allow-list data as [LoadAllowlist]
+// does; name stands for the file in error messages.
+func ParseAllowlist(name string, data []byte) ([]Entry, error) {
+	path := name
 	decoder := yaml.NewDecoder(bytes.NewReader(data))
 	decoder.KnownFields(true)
 
@@ -149,6 +152,33 @@ func parseAllowlist(path string, data []byte) ([]Entry, error) {
 		return nil, errors.Join(joined...)
 	}
 	return entries, nil
+}
+
+// ParseEntry parses one entry, a JSON or YAML mapping in the form of an
+// allow-list file's entry, and validates it as [ValidateEntry] does. Its
+// errors are [*EntryError] values with Index -1, one per problem.
+func ParseEntry(data []byte) (Entry, error) {
+	var node yaml.Node
+	decoder := yaml.NewDecoder(bytes.NewReader(data))
+	if err := decoder.Decode(&node); err != nil {
+		return Entry{}, fmt.Errorf("invalid entry (expected a JSON object with the fields of an allow-list entry): %w", err)
+	}
+	if node.Kind != yaml.DocumentNode || len(node.Content) != 1 {
+		return Entry{}, errors.New("invalid entry (expected one JSON object)")
+	}
+	entry, _, errs := decodeEntry("", -1, node.Content[0])
+	if len(errs) > 0 {
+		joined := make([]error, len(errs))
+		for i, err := range errs {
+			err.Line = 0
+			joined[i] = err
+		}
+		return Entry{}, errors.Join(joined...)
+	}
+	if err := ValidateEntry(entry); err != nil {
+		return Entry{}, err
+	}
+	return entry, nil
 }
 
 // decodeEntry decodes the entry at index from node, field by field. It
