@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/bordergate/bordergate/certs"
+	"github.com/bordergate/bordergate/gateway/admin"
 	"github.com/bordergate/bordergate/gateway/decisionlog"
 	"github.com/bordergate/bordergate/gateway/decisionlog/ship"
 	"github.com/bordergate/bordergate/gateway/egress"
@@ -96,6 +97,16 @@ type Gateway struct {
 	// stopBackground is called.
 	background     sync.WaitGroup
 	stopBackground context.CancelFunc
+	// admin serves the admin listener; adminAuth authenticates its API
+	// requests. adminTLS and adminReloader are nil when it serves plain
+	// HTTP.
+	admin         *admin.Handler
+	adminAuth     *admin.Authenticator
+	adminTLS      *tls.Config
+	adminReloader *certs.Reloader
+	// signedLists keep the signed federation lists fresh, in the
+	// background.
+	signedLists []*signedListSource
 }
 
 // New builds a gateway from a validated configuration: it loads the
@@ -174,8 +185,15 @@ func (g *Gateway) open(ctx context.Context) error {
 	if err := g.openInboundTLS(ctx); err != nil {
 		return fmt.Errorf("inbound tls: %w", err)
 	}
+	if err := g.openSignedLists(ctx); err != nil {
+		return err
+	}
+	if err := g.openAdmin(); err != nil {
+		return err
+	}
 	background, stop := context.WithCancel(ctx)
 	g.stopBackground = stop
+	g.startSignedLists(background)
 	return g.startPolicyUpdates(background)
 }
 
@@ -277,7 +295,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		addr  string
 		serve func(context.Context, net.Listener) error
 	}
-	all := []listener{{g.cfg.Inbound.Listen, g.ServeListener}}
+	all := []listener{{g.cfg.Inbound.Listen, g.ServeListener}, {g.cfg.Admin.Listen, g.ServeAdmin}}
 	if a := g.cfg.Outbound.ProxyListen; a != "" {
 		all = append(all, listener{a, g.ServeProxy})
 	}
