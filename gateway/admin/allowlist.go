@@ -51,8 +51,8 @@ type ImportResponse struct {
 	DryRun bool `json:"dry_run"`
 	// Skipped and Notices report what a moderation list import did with
 	// the rules that did not become entries as they were written.
-	Skipped       []modlist.Report `json:"skipped"`
-	Notices       []modlist.Report `json:"notices"`
+	Skipped      []modlist.Report `json:"skipped"`
+	Notices      []modlist.Report `json:"notices"`
 	RemovedRules int              `json:"removed_rules"`
 	OtherEvents  int              `json:"other_events"`
 }
