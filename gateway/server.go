@@ -114,7 +114,13 @@ type Gateway struct {
 // starts watching the policy and allow-list files and polling the bundle
 // servers until ctx ends or Close is called.
 func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: log, now: time.Now, slots: make(chan struct{}, cfg.Inbound.MaxConcurrentRequests)}
+	return newWithClock(ctx, cfg, log, time.Now)
+}
+
+// newWithClock is New with the gateway's clock, which tests set before
+// the background work starts reading it.
+func newWithClock(ctx context.Context, cfg *Config, log *slog.Logger, now func() time.Time) (*Gateway, error) {
+	g := &Gateway{cfg: cfg, log: log, now: now, slots: make(chan struct{}, cfg.Inbound.MaxConcurrentRequests)}
 	g.local = &localKeys{g: g}
 	g.handshakeRecords = &recordLimiter{log: func(n int) {
 		log.Warn("refused TLS handshakes not recorded, over the rate", keyCount, n)
