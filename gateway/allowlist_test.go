@@ -174,7 +174,9 @@ func TestAdminChangesSurviveRestartAndReload(t *testing.T) {
 	if _, ok := restarted.gw.store.Lookup(thirdName); !ok {
 		t.Errorf("entry lost across the restart")
 	}
-	_ = revision
+	if got := restarted.gw.store.Revision(); got != revision {
+		t.Errorf("revision after the restart = %s, want %s", got, revision)
+	}
 }
 
 func TestAdminReadinessAndMetrics(t *testing.T) {
