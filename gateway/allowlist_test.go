@@ -477,3 +477,30 @@ func signedListConfig(tg *testGateway) string {
 func certificatePEM(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+func TestSignedListFromFile(t *testing.T) {
+	dir := t.TempDir()
+	keyA, keyB := newListKeys(t)
+	writeJWKS(t, filepath.Join(dir, "keys.json"), keyA)
+	third := newThirdServer(t)
+	listFile := filepath.Join(dir, "federation.jws")
+	if err := os.WriteFile(listFile, signList(t, keyA, third, time.Now()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	config := fmt.Sprintf(`, signed_lists: [{name: local, file: %q, keys_file: %q, refresh_interval: 1h}]`,
+		listFile, filepath.Join(dir, "keys.json"))
+	tg := startGateway(t, gatewayOptions{allowlistConfig: config})
+	tg.hs.body = `{}`
+	if resp, _ := third.request(tg, "GET", profileURI); resp.StatusCode != http.StatusOK {
+		t.Fatalf("list from a file: status %d, want 200", resp.StatusCode)
+	}
+
+	// A list signed with a key the configuration does not have is refused.
+	if err := os.WriteFile(listFile, signList(t, keyB, third, time.Now().Add(time.Minute)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tg.refreshList()
+	if s := tg.listStatus(); s.KeyID != keyA.kid || !strings.HasPrefix(s.LastError, `signature not valid: unknown kid "2026-b"`) {
+		t.Errorf("status = %+v, want the list of key A in force and the new one refused", s)
+	}
+}
