@@ -457,3 +457,15 @@ func TestMutualTLS(t *testing.T) {
 		t.Errorf("GET /healthz without a certificate = %d, want 200", resp.StatusCode)
 	}
 }
+
+// TestDeployExampleTokens checks that the example token file of deploy/
+// loads.
+func TestDeployExampleTokens(t *testing.T) {
+	tokens, err := LoadTokens("../../deploy/admin-tokens.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tokens) != 2 || tokens[0].Name != "alice" {
+		t.Errorf("tokens = %+v, want alice and ci-pipeline", tokens)
+	}
+}
