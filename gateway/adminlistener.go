@@ -46,7 +46,7 @@ func (g *Gateway) openAdmin() error {
 		Metrics:         g.metrics.Handler(),
 		MetricsNeedAuth: !isLoopback(cfg.Listen),
 		SignedLists:     g.signedListStatus,
-		AuthFailures:    g.metrics.Counter("bordergate_admin_auth_failures", "Admin API requests refused for missing or invalid authentication, by reason."),
+		AuthFailures:    g.metrics.Counter("bordergate_admin_auth_failures", "Admin API requests rejected for missing or invalid authentication, by reason."),
 		Logger:          g.log.With(keyComponent, "admin"),
 	})
 	return nil

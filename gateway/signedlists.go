@@ -29,7 +29,7 @@ const signedListAlertInterval = time.Minute
 // valid copy of each signed list.
 const signedListStateDir = "signed-lists"
 
-// Reasons of a refused signed list, the values of the reason attribute of
+// Reasons of a rejected signed list, the values of the reason attribute of
 // bordergate_allowlist_signed_list_refresh_failures.
 const (
 	reasonFetch     = "fetch"
@@ -78,7 +78,7 @@ type signedListSource struct {
 // the copy kept in the state directory first, then a fetch.
 func (g *Gateway) openSignedLists(ctx context.Context) error {
 	failures := g.metrics.Counter("bordergate_allowlist_signed_list_refresh_failures",
-		"Signed lists that could not be fetched or were refused, by list and reason.")
+		"Signed lists that could not be fetched or were rejected, by list and reason.")
 	alerts := g.metrics.Counter("bordergate_allowlist_signed_list_stale_alerts",
 		"Alerts raised for a signed list kept in force after it expired (fail_static).")
 	expired := g.metrics.Gauge("bordergate_allowlist_signed_list_expired",
@@ -209,7 +209,7 @@ func (l *signedListSource) refresh(ctx context.Context) {
 		l.fail(ctx, reasonFetch, err)
 	case !unchanged:
 		if err := l.consider(ctx, raw, true); err != nil {
-			l.fail(ctx, refusalReason(err), err)
+			l.fail(ctx, rejectionReason(err), err)
 		}
 	default:
 		l.mu.Lock()
@@ -219,7 +219,7 @@ func (l *signedListSource) refresh(ctx context.Context) {
 	l.checkExpiry(ctx)
 }
 
-func refusalReason(err error) string {
+func rejectionReason(err error) string {
 	switch {
 	case errors.Is(err, signedlist.ErrSignature):
 		return reasonSignature
@@ -241,7 +241,7 @@ func (l *signedListSource) fail(ctx context.Context, reason string, err error) {
 	l.mu.Unlock()
 	l.failures.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(
 		attribute.String("list", l.cfg.Name), attribute.String("reason", reason))))
-	l.g.log.ErrorContext(ctx, "signed list refused, the list in force stays", keySource, l.source, keyReason, reason, keyErr, err)
+	l.g.log.ErrorContext(ctx, "signed list rejected, the list in force stays", keySource, l.source, keyReason, reason, keyErr, err)
 }
 
 // fetch returns the list from its URL or file, and whether it is the same

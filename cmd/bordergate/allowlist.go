@@ -106,7 +106,7 @@ whole entry, in the allow-list file's form, from a YAML or JSON file.`,
 		},
 	}
 	flags := cmd.Flags()
-	flags.BoolVar(&f.deny, "deny", false, "make a deny entry, which refuses the server whatever any allow entry says")
+	flags.BoolVar(&f.deny, "deny", false, "make a deny entry, which rejects the server whatever any allow entry says")
 	flags.StringVar(&f.note, "note", "", "free text kept with the entry, such as why it was added")
 	flags.StringVar(&f.administration, "administration", "", "the administration that runs the server")
 	flags.StringSliceVar(&f.endpoints, "endpoints", nil, `endpoint IDs the server may call, or "*" (allow entries; default "*")`)

@@ -48,9 +48,9 @@ type Options struct {
 	// SignedLists, when not nil, returns the state of the signed lists,
 	// shown by GET /v1/allowlist under signed_lists.
 	SignedLists func() any
-	// AuthFailures counts refused authentications, by reason.
+	// AuthFailures counts rejected authentications, by reason.
 	AuthFailures metric.Int64Counter
-	// Logger receives a record of each change and each refusal.
+	// Logger receives a record of each change and each rejected request.
 	Logger *slog.Logger
 }
 
@@ -198,7 +198,7 @@ func (h *Handler) authenticate(r *http.Request) (string, *apiError) {
 	if h.opts.AuthFailures != nil {
 		h.opts.AuthFailures.Add(r.Context(), 1, metric.WithAttributeSet(reasonAttribute(reason)))
 	}
-	h.log.WarnContext(r.Context(), "admin request refused", "reason", reason, "remote_address", r.RemoteAddr, "path", r.URL.Path)
+	h.log.WarnContext(r.Context(), "admin request rejected", "reason", reason, "remote_address", r.RemoteAddr, "path", r.URL.Path)
 	return "", apiErr
 }
 

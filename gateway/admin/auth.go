@@ -109,7 +109,7 @@ type Authenticator struct {
 
 // NewAuthenticator returns an authenticator that accepts tokens, and
 // client certificates when certificates is true. Both may be absent, and
-// then every request that needs a principal is refused.
+// then every request that needs a principal is rejected.
 func NewAuthenticator(tokens []Token, certificates bool) (*Authenticator, error) {
 	a := &Authenticator{certificates: certificates}
 	if err := a.SetTokens(tokens); err != nil {
@@ -144,7 +144,7 @@ var (
 // Authenticate returns the principal of r: the name of its bearer token,
 // or the subject of its verified client certificate. A request with an
 // Authorization header is judged by that header alone, so a bad token is
-// refused even when a valid certificate comes with it.
+// rejected even when a valid certificate comes with it.
 func (a *Authenticator) Authenticate(r *http.Request) (string, error) {
 	if !a.Configured() {
 		return "", errNoAuthentication

@@ -37,7 +37,7 @@ const MediaType = "bordergate-allowlist+jws"
 // MaxBytes is the maximum size of a signed list, in bytes.
 const MaxBytes = 16 << 20
 
-// Errors that a refused list wraps, by what is wrong with it.
+// Errors that a rejected list wraps, by what is wrong with it.
 var (
 	// ErrSignature is a list whose signature, key or header is not valid.
 	ErrSignature = errors.New("signature not valid")
@@ -54,7 +54,7 @@ type List struct {
 	// Issuer names the authority that issued the list.
 	Issuer string
 	// Issued is when the list was issued. A list issued earlier than the
-	// one in force is a rollback, which the gateway refuses.
+	// one in force is a rollback, which the gateway rejects.
 	Issued time.Time
 	// NotBefore and Expires bound when the list is valid: from NotBefore,
 	// until Expires excluded.

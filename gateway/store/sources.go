@@ -38,10 +38,10 @@ const (
 // optionally followed by a colon and a name that is safe in a file name.
 var sourceNamePattern = regexp.MustCompile(`^[a-z]+(:[a-z0-9][a-z0-9._-]{0,63})?$`)
 
-// CheckSourceName reports whether source is a valid source name: "api",
-// "file", or a kind and a name such as "import:bans", where the name is 1 to
-// 64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or
-// digit.
+// CheckSourceName returns an error unless source is a valid source name:
+// "api", "file", or a kind and a name such as "import:bans". The name has 1
+// to 64 characters of a-z, 0-9, '.', '_' and '-', and starts with a letter
+// or digit.
 func CheckSourceName(source string) error {
 	if !sourceNamePattern.MatchString(source) {
 		return fmt.Errorf("invalid source name %q (expected a kind such as import, a colon and a name of 1 to 64 characters of a-z, 0-9, '.', '_' and '-', such as \"import:bans\")", source)
