@@ -247,6 +247,11 @@ func updateSourceRow(txn *memdb.Txn, source string, entries []Entry, info Source
 
 // rebuildEffective recomputes the servers and denies tables and the
 // revision from every source's entries, inside txn.
+//
+// NOTE: every change rebuilds the tables from all sources, so its cost
+// grows with the whole allow-list: one API change took about 0.16 s next to
+// a 10,000-entry imported list on a shared 2-core machine, against 0.01 s
+// next to 1,000 entries.
 func rebuildEffective(txn *memdb.Txn) error {
 	type slot struct {
 		deny bool
