@@ -163,7 +163,7 @@ func ParseEntry(data []byte) (Entry, error) {
 	if err := decoder.Decode(&node); err != nil {
 		return Entry{}, fmt.Errorf("invalid entry (expected a JSON object with the fields of an allow-list entry): %w", err)
 	}
-	if node.Kind != yaml.DocumentNode || len(node.Content) != 1 {
+	if node.Kind != yaml.DocumentNode || len(node.Content) != 1 || !errors.Is(decoder.Decode(new(yaml.Node)), io.EOF) {
 		return Entry{}, errors.New("invalid entry (expected one JSON object)")
 	}
 	entry, _, errs := decodeEntry("", -1, node.Content[0])
