@@ -40,7 +40,7 @@ func (g *Gateway) openAdmin() error {
 		g.adminTLS, g.adminReloader = config, reloader
 	}
 	g.admin = admin.NewHandler(admin.Options{
-		Allowlist:       g.store,
+		Allowlist:       adminAllowlist{g},
 		Auth:            auth,
 		Checks:          g.readinessChecks(),
 		Metrics:         g.metrics.Handler(),
@@ -64,8 +64,12 @@ func (g *Gateway) readinessChecks() map[string]admin.Check {
 			return nil
 		},
 		"allowlist": func(context.Context) error {
-			if _, ok := g.store.SourceEntries(store.SourceNameFile); !ok {
-				return errors.New("allow-list file not loaded")
+			source, what := store.SourceNameFile, "allow-list file"
+			if g.cfg.Allowlist.FromBundle {
+				source, what = store.SourcePrefixBundle, "allow-list of the policy bundle"
+			}
+			if _, ok := g.store.SourceEntries(source); !ok {
+				return fmt.Errorf("%s not loaded", what)
 			}
 			return nil
 		},
@@ -130,4 +134,41 @@ func loadAllowlistFile(path string) ([]store.Entry, error) {
 		entries[i].ChangedBy, entries[i].ChangedAt = path, changedAt
 	}
 	return entries, nil
+}
+
+// adminAllowlist is the store as the admin API changes it: each change
+// also publishes the new revision for decision records.
+type adminAllowlist struct {
+	g *Gateway
+}
+
+var _ admin.Allowlist = adminAllowlist{}
+
+func (a adminAllowlist) List() store.Listing { return a.g.store.List() }
+
+func (a adminAllowlist) Revision() string { return a.g.store.Revision() }
+
+func (a adminAllowlist) AddEntry(e store.Entry, by string) (store.Entry, error) {
+	defer a.g.allowlistChanged()
+	return a.g.store.AddEntry(e, by)
+}
+
+func (a adminAllowlist) PutEntry(e store.Entry, by string) (store.Entry, bool, error) {
+	defer a.g.allowlistChanged()
+	return a.g.store.PutEntry(e, by)
+}
+
+func (a adminAllowlist) RemoveEntry(serverName, by string) (store.Entry, error) {
+	defer a.g.allowlistChanged()
+	return a.g.store.RemoveEntry(serverName, by)
+}
+
+func (a adminAllowlist) ImportSource(source string, entries []store.Entry, by string) error {
+	defer a.g.allowlistChanged()
+	return a.g.store.ImportSource(source, entries, by)
+}
+
+func (a adminAllowlist) DeleteSource(source, by string) error {
+	defer a.g.allowlistChanged()
+	return a.g.store.DeleteSource(source, by)
 }

@@ -123,6 +123,9 @@ func TestAdminAPIChangesNextDecision(t *testing.T) {
 		t.Fatalf("with the deny entry: status %d, answer %v, want 403 naming the deny entry", resp.StatusCode, answer)
 	}
 	rec := tg.record(resp.Header.Get("X-Bordergate-Decision-Id"))
+	if got, want := rec.Bundles[allowlistBundleName].Revision, tg.gw.store.Revision(); got != want {
+		t.Errorf("record's allow-list revision = %s, want the store's %s after the API change", got, want)
+	}
 	encoded, _ := json.Marshal(rec.Input)
 	if !strings.Contains(string(encoded), `"note":"agreement suspended","pinned_keys":null,"require_mtls":false,"revoked_keys":null,"server_name":"hs1.test","source":"api"`) {
 		t.Errorf("decision record input lacks the deny entry: %s", encoded)
@@ -494,7 +497,7 @@ func TestSignedListFromFile(t *testing.T) {
 	}
 	config := fmt.Sprintf(`, signed_lists: [{name: local, file: %q, keys_file: %q, refresh_interval: 1h}]`,
 		listFile, filepath.Join(dir, "keys.json"))
-	tg := startGateway(t, gatewayOptions{allowlistConfig: config})
+	tg := startGateway(t, gatewayOptions{allowlistExtra: config})
 	tg.hs.body = `{}`
 	if resp, _ := third.request(tg, "GET", profileURI); resp.StatusCode != http.StatusOK {
 		t.Fatalf("list from a file: status %d, want 200", resp.StatusCode)

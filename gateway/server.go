@@ -107,6 +107,9 @@ type Gateway struct {
 	// signedLists keep the signed federation lists fresh, in the
 	// background.
 	signedLists []*signedListSource
+	// sourceContent maps each allow-list source that applyAllowlist put
+	// in force to the hash of its entries. reloadMu guards it.
+	sourceContent map[string]string
 }
 
 // New builds a gateway from a validated configuration: it loads the

@@ -325,7 +325,7 @@ func (l *signedListSource) consider(ctx context.Context, raw []byte, fetched boo
 		entry.ChangedBy, entry.ChangedAt = list.Issuer, &issued
 		entries[i] = entry
 	}
-	if err := l.g.store.ReplaceSource(l.source, entries); err != nil {
+	if err := l.g.applySignedList(l.source, entries); err != nil {
 		return err
 	}
 	l.current, l.raw, l.withdrawn, l.loaded = list, raw, false, true
@@ -393,7 +393,7 @@ func (l *signedListSource) checkExpiry(ctx context.Context) {
 		if l.withdrawn {
 			return
 		}
-		if err := l.g.store.ReplaceSource(l.source, nil); err != nil {
+		if err := l.g.applySignedList(l.source, nil); err != nil {
 			l.g.log.ErrorContext(ctx, "expired signed list not withdrawn", keySource, l.source, keyErr, err)
 			return
 		}
@@ -493,4 +493,11 @@ func timePointer(t time.Time) *time.Time {
 	}
 	t = t.UTC()
 	return &t
+}
+
+// applySignedList puts the entries of a signed list in force.
+func (g *Gateway) applySignedList(source string, entries []store.Entry) error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	return g.applyAllowlist(source, entries)
 }

@@ -305,7 +305,7 @@ func revision(effective []Entry) string {
 		h.Write(encoded)
 		h.Write([]byte{'\n'})
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // sortEntries orders entries by lower-case server_name, allow entries
@@ -329,7 +329,7 @@ func compareEntries(a, b Entry) int {
 
 // Revision returns the allow-list revision: a hash of the effective
 // entries, with their sources, that changes whenever an entry in force
-// changes. It has the form "sha256:" followed by 64 hexadecimal digits.
+// changes. It is a SHA-256 in 64 lower-case hexadecimal digits.
 // Changing only who changed an entry, or when, keeps the revision.
 func (s *Store) Revision() string {
 	return readRevision(s.db.Txn(false))
