@@ -169,8 +169,8 @@ func TestAdminChangesSurviveRestartAndReload(t *testing.T) {
 		t.Errorf("after a reload: status %d, want 200", resp.StatusCode)
 	}
 
-	// A second gateway on the same state directory starts with it.
-	restarted := startGateway(t, gatewayOptions{stateDir: stateDir})
+	// A second gateway on a copy of the state directory starts with it.
+	restarted := startGateway(t, gatewayOptions{stateDir: copyState(t, stateDir)})
 	restarted.hs.body = `{}`
 	if resp, _ := third.request(restarted, "GET", profileURI); resp.StatusCode != http.StatusOK {
 		t.Errorf("after a restart: status %d, want 200", resp.StatusCode)
@@ -449,7 +449,7 @@ func TestSignedListFailClosed(t *testing.T) {
 	lists.serve(nil, http.StatusServiceUnavailable)
 
 	// A restart while the list server is down starts on the kept copy.
-	restarted := startGateway(t, gatewayOptions{allowlistExtra: signedListConfig(tg), stateDir: stateDir})
+	restarted := startGateway(t, gatewayOptions{allowlistExtra: signedListConfig(tg), stateDir: copyState(t, stateDir)})
 	restarted.hs.body = `{}`
 	if resp, _ := third.request(restarted, "GET", profileURI); resp.StatusCode != http.StatusOK {
 		t.Errorf("restarted on the kept copy: status %d, want 200", resp.StatusCode)
@@ -511,4 +511,20 @@ func TestSignedListFromFile(t *testing.T) {
 	if s := tg.listStatus(); s.KeyID != keyA.kid || !strings.HasPrefix(s.LastError, `signature not valid: unknown kid "2026-b"`) {
 		t.Errorf("status = %+v, want the list of key A in force and the new one refused", s)
 	}
+}
+
+// copyState copies the allow-list state of a gateway's state directory
+// into a new one, as a restart finds it. Two gateways may not share a state
+// directory, and the decision log's chain state there belongs to the first
+// gateway's log.
+func copyState(t *testing.T, stateDir string) string {
+	t.Helper()
+	copied := t.TempDir()
+	if err := os.CopyFS(copied, os.DirFS(stateDir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(copied, "decisionlog.chain.json")); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return copied
 }
