@@ -146,7 +146,7 @@ func restartWithBundle(t *testing.T, tg *testGateway, bf *bundleFixture, saved [
 func startWithBundle(t *testing.T, tg *testGateway, bf *bundleFixture, saved []byte, keys ...string) (*Gateway, error) {
 	t.Helper()
 	dir := t.TempDir()
-	for _, name := range []string{"cert.pem", "key.pem", "ca.pem", "rooms.yaml", "bundle-ca.pem", "policy-a.pem", "policy-b.pem", "audit.key"} {
+	for _, name := range []string{"cert.pem", "key.pem", "ca.pem", "rooms.yaml", "admin-tokens.yaml", "bundle-ca.pem", "policy-a.pem", "policy-b.pem", "audit.key"} {
 		data, err := os.ReadFile(filepath.Join(tg.dir, name))
 		if err != nil {
 			t.Fatal(err)

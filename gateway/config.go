@@ -19,6 +19,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/bordergate/bordergate/gateway/admin"
 	"github.com/bordergate/bordergate/gateway/servername"
 )
 
@@ -66,6 +67,9 @@ type Config struct {
 	DecisionLog DecisionLogConfig `yaml:"decision_log"`
 	// Log configures the gateway's own log on standard error.
 	Log LogConfig `yaml:"log"`
+	// Admin is the admin listener: health, readiness, metrics and the
+	// allow-list API.
+	Admin AdminConfig `yaml:"admin"`
 
 	// dir is the directory of the configuration file.
 	dir string
@@ -144,6 +148,32 @@ type OutboundConfig struct {
 	SigningKeyFile string `yaml:"signing_key_file"`
 }
 
+// AdminConfig is the admin listener.
+type AdminConfig struct {
+	// Listen is the host:port of the admin listener. Default
+	// 127.0.0.1:9448. An address that is not loopback needs TLS and
+	// authentication.
+	Listen string `yaml:"listen"`
+	// TokenFile lists the bearer tokens of the allow-list API, by name
+	// and SHA-256. Empty means no token is accepted.
+	TokenFile string `yaml:"token_file"`
+	// TLS serves the admin listener over TLS, and verifies client
+	// certificates against ClientCAFile when it is set.
+	TLS TLSFilesConfig `yaml:"tls"`
+}
+
+// TLSFilesConfig names a listener's certificate, key and client CA
+// bundle.
+type TLSFilesConfig struct {
+	// CertFile is the PEM certificate chain of the listener.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key of CertFile.
+	KeyFile string `yaml:"key_file"`
+	// ClientCAFile is a PEM bundle of CAs that client certificates are
+	// verified against. Empty means client certificates are not requested.
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
 // KeyPairConfig names a PEM certificate and its private key.
 type KeyPairConfig struct {
 	// CertFile is the PEM certificate.
@@ -192,7 +222,46 @@ type AllowlistConfig struct {
 	// FromBundle takes the allow-list from the policy bundle, under
 	// bordergate/allowlist, instead of File.
 	FromBundle bool `yaml:"from_bundle"`
+	// SignedLists are signed federation lists whose entries join the
+	// allow-list as sources signed:NAME.
+	SignedLists []SignedListConfig `yaml:"signed_lists"`
 }
+
+// Modes of SignedListConfig.OnExpiry.
+const (
+	OnExpiryFailClosed = "fail_closed"
+	OnExpiryFailStatic = "fail_static"
+)
+
+// SignedListConfig is one signed federation list.
+type SignedListConfig struct {
+	// Name names the list; its entries form the source signed:NAME.
+	Name string `yaml:"name"`
+	// URL is the https URL the list is fetched from.
+	URL string `yaml:"url"`
+	// File is a local file the list is read from, instead of URL.
+	File string `yaml:"file"`
+	// CAFile is a PEM bundle that the server of URL is verified against.
+	// Empty means the system roots.
+	CAFile string `yaml:"ca_file"`
+	// KeysFile is the JWK Set of the keys that may sign the list.
+	KeysFile string `yaml:"keys_file"`
+	// RefreshInterval is how often the list is fetched or reread.
+	// Default 5m.
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	// Timeout bounds one fetch. Default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+	// OnExpiry is what happens when the list in force expires and no
+	// newer one can be had: fail_closed (default) withdraws its entries,
+	// fail_static keeps them and raises an alert.
+	OnExpiry string `yaml:"on_expiry"`
+}
+
+// Defaults of SignedListConfig.
+const (
+	DefaultSignedListRefresh = 5 * time.Minute
+	DefaultSignedListTimeout = 10 * time.Second
+)
 
 // RoomsConfig seeds the rooms table.
 type RoomsConfig struct {
@@ -289,6 +358,13 @@ func (c *Config) setDefaults() {
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "json")
 	c.setPolicyDefaults()
+	setDefault(&c.Admin.Listen, admin.DefaultListen)
+	for i := range c.Allowlist.SignedLists {
+		list := &c.Allowlist.SignedLists[i]
+		setDefaultDuration(&list.RefreshInterval, DefaultSignedListRefresh)
+		setDefaultDuration(&list.Timeout, DefaultSignedListTimeout)
+		setDefault(&list.OnExpiry, OnExpiryFailClosed)
+	}
 }
 
 func setDefault(field *string, value string) {
@@ -327,6 +403,8 @@ func (c *Config) Validate() error {
 		c.validatePolicy,
 		c.validateEnums,
 		c.validateShip,
+		c.validateAdmin,
+		c.validateSignedLists,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -536,11 +614,16 @@ func (c *Config) resolvePaths() {
 		&c.Outbound.InterceptCA.CertFile, &c.Outbound.InterceptCA.KeyFile,
 		&c.Outbound.ClientTLS.CertFile, &c.Outbound.ClientTLS.KeyFile, &c.Outbound.FederationCAFile,
 		&c.Outbound.SigningKeyFile,
+		&c.Admin.TokenFile, &c.Admin.TLS.CertFile, &c.Admin.TLS.KeyFile, &c.Admin.TLS.ClientCAFile,
 	} {
 		*p = c.resolve(*p)
 	}
 	for _, p := range append(c.policyPaths(), c.shipPaths()...) {
 		*p = c.resolve(*p)
+	}
+	for i := range c.Allowlist.SignedLists {
+		list := &c.Allowlist.SignedLists[i]
+		list.File, list.CAFile, list.KeysFile = c.resolve(list.File), c.resolve(list.CAFile), c.resolve(list.KeysFile)
 	}
 	if c.Inbound.TLS.ACME != nil {
 		c.Inbound.TLS.ACME.CARootFile = c.resolve(c.Inbound.TLS.ACME.CARootFile)
@@ -552,4 +635,88 @@ func (c *Config) resolve(p string) string {
 		return p
 	}
 	return filepath.Join(c.dir, p)
+}
+
+func (c *Config) validateAdmin() error {
+	a := c.Admin
+	if err := validateHostPort(a.Listen); err != nil {
+		return bad("admin.listen", err.Error(), `write host:port, such as "`+admin.DefaultListen+`"`)
+	}
+	tlsFiles := a.TLS
+	if (tlsFiles.CertFile == "") != (tlsFiles.KeyFile == "") {
+		return bad("admin.tls", "only one of cert_file and key_file is set", "name both, or neither")
+	}
+	if tlsFiles.ClientCAFile != "" && tlsFiles.CertFile == "" {
+		return bad("admin.tls.client_ca_file", "set without cert_file and key_file",
+			"name the admin listener's certificate and key: client certificates need TLS")
+	}
+	if isLoopback(a.Listen) {
+		return nil
+	}
+	if tlsFiles.CertFile == "" {
+		return bad("admin.listen", fmt.Sprintf("%q is not a loopback address, and admin.tls is not set", a.Listen),
+			"listen on 127.0.0.1, or set admin.tls.cert_file and key_file so that tokens do not cross the network in clear")
+	}
+	if a.TokenFile == "" && tlsFiles.ClientCAFile == "" {
+		return bad("admin.listen", fmt.Sprintf("%q is not a loopback address, and no authentication is configured", a.Listen),
+			"listen on 127.0.0.1, or set admin.token_file or admin.tls.client_ca_file")
+	}
+	return nil
+}
+
+// isLoopback reports whether the host of hostport is a loopback address
+// or localhost.
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	addr, err := netip.ParseAddr(host)
+	return err == nil && addr.IsLoopback()
+}
+
+// signedListName is the syntax of a signed list's name, which is also part
+// of a source name and of a file name in the state directory.
+var signedListName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+func (c *Config) validateSignedLists() error {
+	seen := make(map[string]bool)
+	for i, list := range c.Allowlist.SignedLists {
+		field := fmt.Sprintf("allowlist.signed_lists[%d]", i)
+		if !signedListName.MatchString(list.Name) {
+			return bad(field+".name", fmt.Sprintf("invalid name %q", list.Name),
+				"write 1 to 64 characters of a-z, 0-9, '.', '_' and '-', such as \"federation\"")
+		}
+		if seen[list.Name] {
+			return bad(field+".name", fmt.Sprintf("duplicate name %q", list.Name), "give each signed list its own name")
+		}
+		seen[list.Name] = true
+		if (list.URL == "") == (list.File == "") {
+			return bad(field, "needs exactly one of url and file", "name the https URL of the list, or a local file")
+		}
+		if list.URL != "" {
+			u, err := url.Parse(list.URL)
+			if err != nil || u.Scheme != "https" || u.Host == "" {
+				return bad(field+".url", fmt.Sprintf("%q is not an https URL", list.URL), `write a URL such as "https://lists.example.org/federation.jws"`)
+			}
+		}
+		if list.KeysFile == "" {
+			return bad(field+".keys_file", "missing", "name the JWK Set file of the keys that sign the list")
+		}
+		if list.RefreshInterval < time.Second {
+			return bad(field+".refresh_interval", fmt.Sprintf("%s is too short", list.RefreshInterval), `write at least "1s"; the default is "5m"`)
+		}
+		if list.Timeout <= 0 {
+			return bad(field+".timeout", "not positive", `write a duration such as "10s"`)
+		}
+		switch list.OnExpiry {
+		case OnExpiryFailClosed, OnExpiryFailStatic:
+		default:
+			return bad(field+".on_expiry", fmt.Sprintf("unknown mode %q", list.OnExpiry), "write fail_closed or fail_static")
+		}
+	}
+	return nil
 }

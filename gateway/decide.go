@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/bordergate/bordergate/gateway/decisionlog"
@@ -68,12 +69,15 @@ func (g *Gateway) parties(ex *exchange, flow policy.Direction, now time.Time) (p
 	if ex.flow() == policy.DirectionOutbound {
 		local, remote = ex.origin, ex.destination
 	}
-	var entry *policy.AllowlistEntry
+	var entry, denyEntry *policy.AllowlistEntry
 	if ex.listed {
 		entry = policyEntry(ex.entry, now)
 	}
+	if ex.denied != nil {
+		denyEntry = policyEntry(*ex.denied, now)
+	}
 	if flow == policy.DirectionInbound {
-		origin := policy.Origin{ServerName: remote, Allowlisted: ex.listed, Entry: entry}
+		origin := policy.Origin{ServerName: remote, Allowlisted: ex.listed, Entry: entry, DenyEntry: denyEntry}
 		if ex.flow() == policy.DirectionInbound {
 			origin.KeyID, origin.KeySource = ex.keyID, policy.KeySource(ex.keySource)
 		}
@@ -83,7 +87,7 @@ func (g *Gateway) parties(ex *exchange, flow policy.Direction, now time.Time) (p
 	if ex.flow() == policy.DirectionOutbound {
 		origin.KeyID, origin.KeySource = ex.keyID, policy.KeySource(ex.keySource)
 	}
-	return origin, policy.Destination{ServerName: remote, Allowlisted: ex.listed, Entry: entry}
+	return origin, policy.Destination{ServerName: remote, Allowlisted: ex.listed, Entry: entry, DenyEntry: denyEntry}
 }
 
 // finish writes every record of the exchange, the items first, and waits
@@ -151,25 +155,64 @@ func policyEntry(e store.Entry, now time.Time) *policy.AllowlistEntry {
 		Endpoints:      e.Endpoints,
 		EventTypes:     e.EventTypes,
 		Labels:         e.Labels,
+		Deny:           e.Deny,
+		Note:           e.Note,
+		Source:         e.Source,
+		ChangedBy:      e.ChangedBy,
 	}
 	if e.Expires != nil {
 		out.Expires = e.Expires.UTC().Format(time.RFC3339)
 		out.Expired = e.Expired(now)
 	}
+	if e.ChangedAt != nil {
+		out.ChangedAt = e.ChangedAt.UTC().Format(time.RFC3339)
+	}
 	return out
 }
 
-// lookupEntry returns the policy form of a server's allow-list entry, with
-// its expiry judged at now, nil when it has none.
-func (g *Gateway) lookupEntry(serverName string, now time.Time) *policy.AllowlistEntry {
+// lookupEntries returns the policy form of a server's allow entry and of
+// its deny entry, with expiry judged at now, each nil when the server has
+// none. A server with a deny
+// entry has no allow entry.
+func (g *Gateway) lookupEntries(serverName string, now time.Time) (allow, deny *policy.AllowlistEntry) {
 	if serverName == "" {
-		return nil
+		return nil, nil
 	}
-	e, ok := g.store.Lookup(serverName)
-	if !ok {
-		return nil
+	m := g.store.Match(serverName)
+	if m.Allow != nil {
+		allow = policyEntry(*m.Allow, now)
 	}
-	return policyEntry(e, now)
+	if m.Deny != nil {
+		deny = policyEntry(*m.Deny, now)
+	}
+	return allow, deny
+}
+
+// matchPeer looks up the allow-list entries of the exchange's peer.
+func (ex *exchange) matchPeer(g *Gateway, serverName string) {
+	m := g.store.Match(serverName)
+	ex.entry, ex.listed, ex.denied = store.Entry{}, m.Allow != nil, m.Deny
+	if m.Allow != nil {
+		ex.entry = *m.Allow
+	}
+}
+
+// peer returns the remote server of the exchange: the origin of an
+// inbound request, the destination of an outbound one.
+func (ex *exchange) peer() string {
+	if ex.flow() == policy.DirectionOutbound {
+		return ex.destination
+	}
+	return ex.origin
+}
+
+// denyMessage is the error message for a server that a deny entry refuses.
+func denyMessage(serverName string, deny store.Entry) string {
+	msg := fmt.Sprintf("%s is denied by allow-list entry %s", serverName, deny.ServerName)
+	if deny.Note != "" {
+		msg += " (" + deny.Note + ")"
+	}
+	return msg
 }
 
 // decideItem evaluates the policy of kind for one PDU or EDU and records

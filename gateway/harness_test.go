@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/bordergate/bordergate/certs"
+	"github.com/bordergate/bordergate/gateway/admin"
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
 	"github.com/bordergate/bordergate/gateway/decisionlog"
 	"github.com/bordergate/bordergate/gateway/events"
@@ -101,7 +102,13 @@ type testGateway struct {
 	interceptCA *certs.CA
 	// transparentAddr is the transparent outbound listener, when started.
 	transparentAddr string
+	// adminURL is the admin listener, whose token file accepts
+	// adminToken as "alice".
+	adminURL string
 }
+
+// adminToken is the admin bearer token of the in-process gateways.
+const adminToken = "harness-admin-token"
 
 type gatewayOptions struct {
 	// extraAllowlist is appended to the allow-list file, with REMOTE_KEY
@@ -135,6 +142,37 @@ type gatewayOptions struct {
 	// setup runs in the gateway's directory before the gateway starts,
 	// with the remote server's public key in unpadded base64.
 	setup func(dir, remoteKey string)
+	// allowlistExtra is added inside the allowlist section of the
+	// configuration, such as signed_lists.
+	allowlistExtra string
+	// stateDir, when set, is the state directory instead of a new one.
+	stateDir string
+	// clock, when set, is the gateway's clock.
+	clock *testClock
+}
+
+// testClock is a clock that tests move forward.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newTestClock() *testClock {
+	return &testClock{now: time.Now()}
+}
+
+// Now returns the clock's time.
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 func startGateway(t *testing.T, opts gatewayOptions) *testGateway {
@@ -173,6 +211,11 @@ func startGateway(t *testing.T, opts gatewayOptions) *testGateway {
 		rooms = fmt.Sprintf("- room_id: %q\n  room_version: \"10\"\n", testRoomID)
 	}
 	writeFile(t, dir, "rooms.yaml", rooms)
+	writeFile(t, dir, "admin-tokens.yaml", fmt.Sprintf("tokens:\n  - name: alice\n    sha256: %s\n", admin.HashToken(adminToken)))
+	stateDir := opts.stateDir
+	if stateDir == "" {
+		stateDir = "state"
+	}
 	outboundConfig := ""
 	var interceptCA *certs.CA
 	if opts.outbound {
@@ -211,18 +254,19 @@ inbound:
   tls: {cert_file: cert.pem, key_file: key.pem, client_ca_file: ca.pem, require_client_certificate: %t}
   max_concurrent_requests: %d
 homeserver: {url: %q, timeout: %s}
-state_dir: state
-allowlist: {file: allowlist.yaml}
+state_dir: %q
+allowlist: {file: allowlist.yaml%s}
+admin: {token_file: admin-tokens.yaml}
 rooms: {seed_file: rooms.yaml}
 policy: {paths: [%q], data_file: policy-data.json}
 decision_log: {file: decisions.jsonl, signing_key_file: audit.key}
-%s`, serverNames, opts.requireClientCert, opts.maxConcurrent, hsURL, timeout, regoDir(t), outboundConfig)
+%s`, serverNames, opts.requireClientCert, opts.maxConcurrent, hsURL, timeout, stateDir, opts.allowlistExtra, regoDir(t), outboundConfig)
 	config += opts.extraConfig
 	if opts.policyConfig != "" {
 		config = strings.Replace(config, fmt.Sprintf("policy: {paths: [%q], data_file: policy-data.json}\n", regoDir(t)), opts.policyConfig+"\n", 1)
 	}
 	if opts.allowlistConfig != "" {
-		config = strings.Replace(config, "allowlist: {file: allowlist.yaml}\n", opts.allowlistConfig+"\n", 1)
+		config = strings.Replace(config, "allowlist: {file: allowlist.yaml"+opts.allowlistExtra+"}\n", opts.allowlistConfig+"\n", 1)
 	}
 	if opts.decisionLogConfig != "" {
 		config = strings.Replace(config, "decision_log: {file: decisions.jsonl, signing_key_file: audit.key}\n", opts.decisionLogConfig+"\n", 1)
@@ -240,7 +284,11 @@ decision_log: {file: decisions.jsonl, signing_key_file: audit.key}
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := New(ctx, cfg, log)
+	now := time.Now
+	if opts.clock != nil {
+		now = opts.clock.Now
+	}
+	gw, err := newWithClock(ctx, cfg, log, now)
 	if err != nil {
 		cancel()
 		t.Fatalf("New: %v", err)
@@ -249,9 +297,14 @@ decision_log: {file: decisions.jsonl, signing_key_file: audit.key}
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 3)
+	done := make(chan error, 4)
 	transparentAddr := ""
 	go func() { done <- gw.ServeListener(ctx, ln) }()
+	aln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- gw.ServeAdmin(ctx, aln) }()
 	proxyURL := ""
 	if opts.outbound {
 		pln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -272,9 +325,9 @@ decision_log: {file: decisions.jsonl, signing_key_file: audit.key}
 	}
 	t.Cleanup(func() {
 		cancel()
-		<-done
-		<-done
-		<-done
+		for range cap(done) {
+			<-done
+		}
 		gw.Close()
 	})
 	pool := x509.NewCertPool()
@@ -284,6 +337,7 @@ decision_log: {file: decisions.jsonl, signing_key_file: audit.key}
 		t: t, gw: gw, url: "https://" + ln.Addr().String(), client: client, hs: hs, hsURL: hsURL,
 		logPath: filepath.Join(dir, "decisions.jsonl"), key: priv, dir: dir, ca: ca,
 		proxyURL: proxyURL, interceptCA: interceptCA, transparentAddr: transparentAddr,
+		adminURL: "http://" + aln.Addr().String(),
 	}
 }
 

@@ -43,11 +43,14 @@ type exchange struct {
 	// authHeaders are the verified creds written in their plain form, with
 	// the destination they were signed for: the only Authorization headers
 	// forwarded.
-	authHeaders   []string
-	origin        string
-	destination   string
-	entry         store.Entry
-	listed        bool
+	authHeaders []string
+	origin      string
+	destination string
+	entry       store.Entry
+	listed      bool
+	// denied is the deny entry that matches the peer, nil when none does;
+	// listed is then false.
+	denied        *store.Entry
 	keyID         string
 	keySource     keys.Source
 	authenticated bool
@@ -308,7 +311,7 @@ func (g *Gateway) parseAuthorization(ex *exchange) error {
 		}
 		ex.destination = c.Destination
 	}
-	ex.entry, ex.listed = g.store.Lookup(ex.origin)
+	ex.matchPeer(g, ex.origin)
 	return nil
 }
 
@@ -326,6 +329,10 @@ func (g *Gateway) decideRequest(ctx context.Context, ex *exchange) error {
 	if !decision.Allow {
 		rec.Action = actionDenied
 		return newError(http.StatusForbidden, codeForbidden, "denied by policy: "+joinReasons(decision.Reasons))
+	}
+	if ex.denied != nil {
+		// A deny entry wins whatever the policy decided.
+		return newError(http.StatusForbidden, codeForbidden, denyMessage(ex.peer(), *ex.denied))
 	}
 	if ex.flow() == policy.DirectionInbound && ex.listed && ex.entry.RequireMTLS && !ex.tls.MatchesOrigin {
 		return newError(http.StatusForbidden, codeForbidden,

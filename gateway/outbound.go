@@ -54,7 +54,7 @@ func (g *Gateway) checkOutboundParties(ex *exchange) error {
 	if err := servername.Validate(ex.destination); err != nil {
 		return wrapError(http.StatusBadRequest, codeUnauthorized, "invalid destination", err)
 	}
-	ex.entry, ex.listed = g.store.Lookup(ex.destination)
+	ex.matchPeer(g, ex.destination)
 	return nil
 }
 
@@ -79,7 +79,7 @@ func (g *Gateway) outboundUnsigned(ex *exchange) error {
 	if err := servername.Validate(ex.destination); err != nil {
 		return wrapError(http.StatusBadRequest, codeUnrecognized, "invalid destination host", err)
 	}
-	ex.entry, ex.listed = g.store.Lookup(ex.destination)
+	ex.matchPeer(g, ex.destination)
 	return nil
 }
 

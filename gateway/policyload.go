@@ -271,8 +271,8 @@ func (g *Gateway) installBundle(ctx context.Context, src *policySource, raw []by
 	}
 
 	g.reloadMu.Lock()
-	if fromBundle && allowlistRevision(parsed.Allowlist) != g.allowlistInForce() {
-		if err := g.applyAllowlist("bundle", parsed.Allowlist); err != nil {
+	if fromBundle && !g.sourceUnchanged(store.SourcePrefixBundle, parsed.Allowlist) {
+		if err := g.applyAllowlist(store.SourcePrefixBundle, parsed.Allowlist); err != nil {
 			g.reloadMu.Unlock()
 			return g.reloadFailed(ctx, src.name(), string(bundle.ReasonAllowlist), trigger, err)
 		}
@@ -329,18 +329,18 @@ func (g *Gateway) installEngine(ctx context.Context, src *policySource, engine *
 func (g *Gateway) reloadAllowlistFile(ctx context.Context, trigger string) error {
 	const source = "allowlist_file"
 	file := g.cfg.Allowlist.File
-	entries, err := store.LoadAllowlist(file)
+	entries, err := loadAllowlistFile(file)
 	if err != nil {
 		return g.reloadFailed(ctx, source, string(bundle.ReasonAllowlist), trigger, err)
 	}
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
 	oldRevision := g.allowlistInForce()
-	if allowlistRevision(entries) == oldRevision {
+	if g.sourceUnchanged(store.SourceNameFile, entries) {
 		g.log.DebugContext(ctx, "allow-list unchanged", keyFile, file, keyTrigger, trigger)
 		return nil
 	}
-	if err := g.applyAllowlist("file", entries); err != nil {
+	if err := g.applyAllowlist(store.SourceNameFile, entries); err != nil {
 		return g.reloadFailed(ctx, source, string(bundle.ReasonAllowlist), trigger, err)
 	}
 	g.log.InfoContext(ctx, "allow-list in force", keyFile, file, keyCount, len(entries), keyTrigger, trigger,

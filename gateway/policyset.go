@@ -27,7 +27,8 @@ type policySet struct {
 	// has not loaded.
 	shadow      *policy.Engine
 	shadowKinds map[policy.Kind]bool
-	// allowlistRevision is the hex SHA-256 of the allow-list entries.
+	// allowlistRevision is the store's revision of the allow-list in
+	// force, see [store.Store.Revision].
 	allowlistRevision string
 }
 
@@ -71,31 +72,61 @@ func (g *Gateway) updatePolicies(update func(*policySet)) {
 }
 
 // applyAllowlist puts the entries of one allow-list source in force and
-// publishes their revision for decision records. source names where the
-// entries come from ("file" or "bundle"). Every allow-list that the
+// publishes the revision of the allow-list in force for decision records.
+// source names the store's source of the entries ("file", "bundle",
+// "signed:NAME"); the other sources stay. Every allow-list that the
 // gateway loads goes through here. reloadMu must be held.
 //
 // NOTE: the store and the revision are swapped one after the other, so an
 // exchange that starts between the two swaps reads the new entries but
 // records the previous revision.
 func (g *Gateway) applyAllowlist(source string, entries []store.Entry) error {
-	if err := g.store.ReplaceAllowlist(entries); err != nil {
+	if err := g.store.ReplaceSource(source, entries); err != nil {
 		return err
 	}
-	revision := allowlistRevision(entries)
-	g.updatePolicies(func(s *policySet) { s.allowlistRevision = revision })
-	g.log.Debug("allow-list applied", keySource, source, keyCount, len(entries), keyRevision, revision)
+	if g.sourceContent == nil {
+		g.sourceContent = make(map[string]string)
+	}
+	g.sourceContent[source] = entriesHash(entries)
+	g.publishAllowlistRevision()
+	g.log.Debug("allow-list applied", keySource, source, keyCount, len(entries), keyRevision, g.allowlistInForce())
 	return nil
 }
 
-// allowlistRevision returns the hex SHA-256 of the JSON encoding of
-// entries sorted by server name, so that the same entries in another
-// order have the same revision.
-func allowlistRevision(entries []store.Entry) string {
+// sourceUnchanged reports whether entries are what applyAllowlist last
+// put in force for source, leaving out who changed them and when.
+// reloadMu must be held.
+func (g *Gateway) sourceUnchanged(source string, entries []store.Entry) bool {
+	applied, ok := g.sourceContent[source]
+	return ok && applied == entriesHash(entries)
+}
+
+// publishAllowlistRevision publishes the store's allow-list revision for
+// decision records. reloadMu must be held.
+func (g *Gateway) publishAllowlistRevision() {
+	revision := g.store.Revision()
+	g.updatePolicies(func(s *policySet) { s.allowlistRevision = revision })
+}
+
+// allowlistChanged publishes the revision after a change that did not go
+// through applyAllowlist, such as one made through the admin API.
+func (g *Gateway) allowlistChanged() {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	g.publishAllowlistRevision()
+}
+
+// entriesHash returns the hex SHA-256 of the JSON encoding of entries
+// sorted by server name, without ChangedBy and ChangedAt, so that the
+// same entries in another order, or stamped at another time, hash alike.
+func entriesHash(entries []store.Entry) string {
 	sorted := slices.SortedFunc(slices.Values(entries), func(a, b store.Entry) int {
 		return strings.Compare(strings.ToLower(a.ServerName), strings.ToLower(b.ServerName))
 	})
-	// An Entry holds only strings, lists, maps and a time, which always
+	for i := range sorted {
+		sorted[i].ChangedBy, sorted[i].ChangedAt = "", nil
+	}
+	// An Entry holds only strings, lists, maps and times, which always
 	// encode.
 	encoded, _ := json.Marshal(sorted)
 	sum := sha256.Sum256(encoded)

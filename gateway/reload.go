@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/bordergate/bordergate/certs"
+	"github.com/bordergate/bordergate/gateway/admin"
+	"github.com/bordergate/bordergate/gateway/signedlist"
 	"github.com/bordergate/bordergate/gateway/store"
 	"github.com/bordergate/bordergate/policy"
 )
@@ -36,6 +38,10 @@ func (g *Gateway) Reload(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("reload certificates: %w", err))
 		}
 	}
+	if err := g.reloadAdmin(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	g.refreshSignedLists(ctx)
 	if err := g.decisions.Reopen(); err != nil {
 		g.log.ErrorContext(ctx, "decision log not reopened", keyFile, g.cfg.DecisionLog.File, keyErr, err)
 		errs = append(errs, err)
@@ -111,6 +117,9 @@ func Check(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if _, err := newForwarder(cfg.Homeserver); err != nil {
 		return err
 	}
+	if err := checkAdminAndLists(cfg); err != nil {
+		return err
+	}
 	tlsCfg := cfg.Inbound.TLS
 	if tlsCfg.ACME != nil {
 		// The certificate itself comes from the CA once the gateway runs.
@@ -146,6 +155,27 @@ func checkPolicies(ctx context.Context, cfg *Config, log *slog.Logger) error {
 				return fmt.Errorf("load shadow policy: %w", err)
 			}
 			return fmt.Errorf("load policy: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkAdminAndLists loads the admin token file and TLS files and the keys
+// of every signed list.
+func checkAdminAndLists(cfg *Config) error {
+	if file := cfg.Admin.TokenFile; file != "" {
+		if _, err := admin.LoadTokens(file); err != nil {
+			return fmt.Errorf("admin.token_file: %w", err)
+		}
+	}
+	if t := cfg.Admin.TLS; t.CertFile != "" {
+		if _, err := certs.ServerTLSConfig(t.CertFile, t.KeyFile, t.ClientCAFile); err != nil {
+			return fmt.Errorf("admin.tls: %w", err)
+		}
+	}
+	for _, list := range cfg.Allowlist.SignedLists {
+		if _, err := signedlist.LoadKeys(list.KeysFile); err != nil {
+			return fmt.Errorf("allowlist.signed_lists %s: keys_file: %w", list.Name, err)
 		}
 	}
 	return nil

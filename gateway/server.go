@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/bordergate/bordergate/certs"
+	"github.com/bordergate/bordergate/gateway/admin"
 	"github.com/bordergate/bordergate/gateway/decisionlog"
 	"github.com/bordergate/bordergate/gateway/decisionlog/ship"
 	"github.com/bordergate/bordergate/gateway/egress"
@@ -96,6 +97,19 @@ type Gateway struct {
 	// stopBackground is called.
 	background     sync.WaitGroup
 	stopBackground context.CancelFunc
+	// admin serves the admin listener; adminAuth authenticates its API
+	// requests. adminTLS and adminReloader are nil when it serves plain
+	// HTTP.
+	admin         *admin.Handler
+	adminAuth     *admin.Authenticator
+	adminTLS      *tls.Config
+	adminReloader *certs.Reloader
+	// signedLists keep the signed federation lists fresh, in the
+	// background.
+	signedLists []*signedListSource
+	// sourceContent maps each allow-list source that applyAllowlist put
+	// in force to the hash of its entries. reloadMu guards it.
+	sourceContent map[string]string
 }
 
 // New builds a gateway from a validated configuration: it loads the
@@ -103,7 +117,13 @@ type Gateway struct {
 // starts watching the policy and allow-list files and polling the bundle
 // servers until ctx ends or Close is called.
 func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: log, now: time.Now, slots: make(chan struct{}, cfg.Inbound.MaxConcurrentRequests)}
+	return newWithClock(ctx, cfg, log, time.Now)
+}
+
+// newWithClock is New with the gateway's clock, which tests set before
+// the background work starts reading it.
+func newWithClock(ctx context.Context, cfg *Config, log *slog.Logger, now func() time.Time) (*Gateway, error) {
+	g := &Gateway{cfg: cfg, log: log, now: now, slots: make(chan struct{}, cfg.Inbound.MaxConcurrentRequests)}
 	g.local = &localKeys{g: g}
 	g.handshakeRecords = &recordLimiter{log: func(n int) {
 		log.Warn("refused TLS handshakes not recorded, over the rate", keyCount, n)
@@ -174,8 +194,15 @@ func (g *Gateway) open(ctx context.Context) error {
 	if err := g.openInboundTLS(ctx); err != nil {
 		return fmt.Errorf("inbound tls: %w", err)
 	}
+	if err := g.openSignedLists(ctx); err != nil {
+		return err
+	}
+	if err := g.openAdmin(); err != nil {
+		return err
+	}
 	background, stop := context.WithCancel(ctx)
 	g.stopBackground = stop
+	g.startSignedLists(background)
 	return g.startPolicyUpdates(background)
 }
 
@@ -277,7 +304,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		addr  string
 		serve func(context.Context, net.Listener) error
 	}
-	all := []listener{{g.cfg.Inbound.Listen, g.ServeListener}}
+	all := []listener{{g.cfg.Inbound.Listen, g.ServeListener}, {g.cfg.Admin.Listen, g.ServeAdmin}}
 	if a := g.cfg.Outbound.ProxyListen; a != "" {
 		all = append(all, listener{a, g.ServeProxy})
 	}

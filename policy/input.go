@@ -75,6 +75,9 @@ type PDUInput struct {
 	// SenderEntry is the allow-list entry of the sender's server, nil when
 	// that server is not on the allow-list.
 	SenderEntry *AllowlistEntry `json:"sender_entry"`
+	// SenderDenyEntry is the deny entry that matches the sender's server,
+	// nil when none does.
+	SenderDenyEntry *AllowlistEntry `json:"sender_deny_entry"`
 	// SenderLocal reports whether the sender's server is one of the gateway's
 	// own server names.
 	SenderLocal bool `json:"sender_local"`
@@ -128,6 +131,9 @@ type Origin struct {
 	Allowlisted bool `json:"allowlisted"`
 	// Entry is the matching allow-list entry, nil when there is none.
 	Entry *AllowlistEntry `json:"entry"`
+	// DenyEntry is the deny entry that matches ServerName, nil when none
+	// does. A server with a deny entry has Allowlisted false and no Entry.
+	DenyEntry *AllowlistEntry `json:"deny_entry"`
 }
 
 // Destination is the server that the item is sent to.
@@ -139,6 +145,9 @@ type Destination struct {
 	Allowlisted bool `json:"allowlisted"`
 	// Entry is the matching allow-list entry, nil when there is none.
 	Entry *AllowlistEntry `json:"entry"`
+	// DenyEntry is the deny entry that matches ServerName, nil when none
+	// does. A server with a deny entry has Allowlisted false and no Entry.
+	DenyEntry *AllowlistEntry `json:"deny_entry"`
 }
 
 // TLS describes the client certificate of the TLS connection that carried an
@@ -182,6 +191,18 @@ type AllowlistEntry struct {
 	// reuse it.
 	Expired bool              `json:"expired"`
 	Labels  map[string]string `json:"labels"`
+	// Deny marks a deny entry, which refuses the servers it matches.
+	Deny bool `json:"deny"`
+	// Note is the entry's free text, "" for none.
+	Note string `json:"note"`
+	// Source names where the entry comes from: "file", "api",
+	// "import:NAME", "signed:NAME" or a bundle.
+	Source string `json:"source"`
+	// ChangedBy is who last changed the entry, "" when unknown.
+	ChangedBy string `json:"changed_by"`
+	// ChangedAt is when the entry was last changed, in RFC 3339, "" when
+	// unknown.
+	ChangedAt string `json:"changed_at"`
 }
 
 // Transaction describes the /send transaction that carried a PDU or EDU. It is

@@ -45,7 +45,7 @@ func TestInputReadsDefaultPolicy(t *testing.T) {
 		KindRequest: {"destination", "direction", "origin", "request.authenticated", "request.endpoint",
 			"tls.client_certificate", "tls.matches_origin", "tls.verified", "version"},
 		KindPDU: {"destination", "direction", "origin", "pdu.sender_server", "pdu.type", "room.room_id",
-			"sender_entry", "sender_local", "verified", "version"},
+			"sender_deny_entry", "sender_entry", "sender_local", "verified", "version"},
 		KindEDU: {"destination", "direction", "edu.edu_type", "origin", "version"},
 	}
 	for _, kind := range kinds {

@@ -30,9 +30,7 @@ reasons contains "EDU type missing" if not has_edu_type
 
 has_edu_type if is_string(edu_type)
 
-reasons contains sprintf("%s not on allow-list", [lib.peer_role]) if not lib.peer_entry
-
-reasons contains sprintf("allow-list entry for %s expired", [lib.peer_name]) if lib.expired(lib.peer_entry)
+reasons contains reason if some reason in lib.peer_reasons
 
 reasons contains sprintf("EDU type %s not allowed", [edu_type]) if {
 	lib.config_flag("deny_unknown_edus")

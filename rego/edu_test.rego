@@ -67,3 +67,7 @@ test_missing_type_denied if {
 	without_type := json.remove(fixtures.edu, ["edu/edu_type"])
 	edu.decision == fixtures.denied(["EDU type missing"]) with input as without_type
 }
+
+test_denied_origin_denied if {
+	decide(fixtures.denied_origin) == fixtures.denied(["origin hs1.evil.example denied by allow-list entry *.evil.example: spam"])
+}

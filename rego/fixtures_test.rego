@@ -126,3 +126,21 @@ allowed := {"allow": true, "reasons": []}
 
 # denied returns the decision object of an item denied for reasons.
 denied(reasons) := {"allow": false, "reasons": reasons}
+
+# ban_entry is a deny entry with a note, as an imported moderation list
+# gives.
+ban_entry := {
+	"server_name": "*.evil.example",
+	"deny": true,
+	"note": "spam",
+	"source": "import:bans",
+}
+
+# denied_origin is an origin that a deny entry refuses: the gateway then
+# gives no allow entry, whatever allow entry would match.
+denied_origin := {"origin": {
+	"server_name": "hs1.evil.example",
+	"allowlisted": false,
+	"entry": null,
+	"deny_entry": ban_entry,
+}}

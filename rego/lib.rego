@@ -79,6 +79,31 @@ peer_entry := peer.entry if {
 	is_object(peer.entry)
 }
 
+# peer_deny is the deny entry that matches the peer, undefined when none does.
+# A deny entry wins over every allow entry: the gateway then gives no entry.
+peer_deny := peer.deny_entry if is_object(peer.deny_entry)
+
+# deny_reason names the server that a deny entry refuses, the entry, and the
+# entry's note when it has one.
+deny_reason(role, name, entry) := sprintf("%s %s denied by allow-list entry %s: %s", [role, name, entry.server_name, entry.note]) if {
+	object.get(entry, "note", "") != ""
+}
+
+deny_reason(role, name, entry) := sprintf("%s %s denied by allow-list entry %s", [role, name, entry.server_name]) if {
+	object.get(entry, "note", "") == ""
+}
+
+# peer_reasons are the reasons to deny an item because of the peer's
+# allow-list entries: a deny entry, no entry, or an expired one.
+peer_reasons contains deny_reason(peer_role, peer_name, peer_deny) if peer_deny
+
+peer_reasons contains sprintf("%s not on allow-list", [peer_role]) if {
+	not peer_entry
+	not peer_deny
+}
+
+peer_reasons contains sprintf("allow-list entry for %s expired", [peer_name]) if expired(peer_entry)
+
 # permits is true when list is an array that contains item or "*".
 permits(list, item) if {
 	is_array(list)

@@ -112,13 +112,19 @@ checks_for_event := ["format"] if input.verified.template == true
 
 checks_for_event := required_checks if not input.verified.template
 
-reasons contains sprintf("%s not on allow-list", [lib.peer_role]) if not lib.peer_entry
+reasons contains reason if some reason in lib.peer_reasons
 
-reasons contains sprintf("allow-list entry for %s expired", [lib.peer_name]) if lib.expired(lib.peer_entry)
+sender_deny := input.sender_deny_entry if is_object(input.sender_deny_entry)
+
+reasons contains lib.deny_reason("sender server", sender_server, sender_deny) if {
+	not sender_local
+	sender_deny
+}
 
 reasons contains sprintf("sender server %s not on allow-list", [sender_server]) if {
 	not sender_local
 	not sender_entry
+	not sender_deny
 }
 
 reasons contains sprintf("allow-list entry for %s expired", [sender_server]) if {

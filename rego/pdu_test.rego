@@ -178,3 +178,13 @@ test_template_needs_format if {
 test_unsigned_event_denied if {
 	decide({"verified": {"signatures": false}}) == fixtures.denied(["event signatures check failed"])
 }
+
+test_denied_origin_denied if {
+	decide(fixtures.denied_origin) == fixtures.denied(["origin hs1.evil.example denied by allow-list entry *.evil.example: spam"])
+}
+
+test_denied_sender_server_removed if {
+	changes := object.union(backfill, {"pdu": {"sender_server": "hs3.evil.example"}, "sender_entry": null, "sender_deny_entry": fixtures.ban_entry})
+	decision := decide(changes)
+	decision == object.union(fixtures.denied(["sender server hs3.evil.example denied by allow-list entry *.evil.example: spam"]), {"remove": true})
+}

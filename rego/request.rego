@@ -40,14 +40,9 @@ reasons contains "request not authenticated" if {
 
 authenticated if input.request.authenticated == true
 
-reasons contains sprintf("%s not on allow-list", [lib.peer_role]) if {
+reasons contains reason if {
 	not open_to_all
-	not lib.peer_entry
-}
-
-reasons contains sprintf("allow-list entry for %s expired", [lib.peer_name]) if {
-	not open_to_all
-	lib.expired(lib.peer_entry)
+	some reason in lib.peer_reasons
 }
 
 reasons contains sprintf("endpoint %s not permitted for %s", [endpoint, lib.peer_name]) if {

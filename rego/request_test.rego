@@ -202,3 +202,24 @@ test_missing_authenticated_denied if {
 	without_flag := json.remove(fixtures.request, ["request/authenticated"])
 	request.decision == fixtures.denied(["request not authenticated"]) with input as without_flag
 }
+
+test_denied_origin_denied_with_note if {
+	decide(fixtures.denied_origin) == fixtures.denied(["origin hs1.evil.example denied by allow-list entry *.evil.example: spam"])
+}
+
+test_denied_origin_without_note if {
+	changes := {"origin": {"server_name": "hs1.evil.example", "allowlisted": false, "entry": null, "deny_entry": {"server_name": "hs1.evil.example", "deny": true, "note": ""}}}
+	decide(changes) == fixtures.denied(["origin hs1.evil.example denied by allow-list entry hs1.evil.example"])
+}
+
+# A deny entry wins even when the input also carries an allow entry, as a
+# policy input built by hand may.
+test_deny_entry_beats_allow_entry if {
+	changes := {"origin": {"deny_entry": fixtures.ban_entry}}
+	decide(changes) == fixtures.denied(["origin hs1.example denied by allow-list entry *.evil.example: spam"])
+}
+
+test_denied_destination_denied if {
+	changes := object.union(fixtures.outbound, {"destination": {"allowlisted": false, "entry": null, "deny_entry": fixtures.ban_entry}})
+	decide(changes) == fixtures.denied(["destination hs1.example denied by allow-list entry *.evil.example: spam"])
+}

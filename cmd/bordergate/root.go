@@ -18,6 +18,6 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCommand(), newCheckCommand(), newEventCommand(), newCertsCommand(), newPolicyCommand(),
-		newAuditCommand())
+		newAuditCommand(), newAllowlistCommand(), newAdminCommand())
 	return root
 }

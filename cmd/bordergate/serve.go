@@ -22,9 +22,12 @@ A configuration error stops it before it listens.
 
 The policy and allow-list files are reloaded when they change, and policy
 bundles are fetched again every poll interval. SIGHUP reloads them at once,
-rereads the certificate files and reopens the decision log file (after log
-rotation). A policy or allow-list that fails to load is rejected whole and
-the one in force stays.`,
+rereads the certificate files and the admin token file, fetches the signed
+lists again and reopens the decision log file (after log rotation). A policy
+or allow-list that fails to load is rejected whole and the one in force stays.
+
+The admin listener (admin.listen, default 127.0.0.1:9448) serves /healthz,
+/readyz, /metrics and the allow-list API that "bordergate allowlist" calls.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := gateway.LoadConfig(configPath)

@@ -57,7 +57,17 @@ var entryFields = []entryField{
 	{"labels", "a mapping of strings to strings", func(n *yaml.Node, e *Entry) error {
 		return n.Decode(&e.Labels)
 	}},
+	{"deny", "true or false", func(n *yaml.Node, e *Entry) error {
+		return n.Decode(&e.Deny)
+	}},
+	{"note", "a string", func(n *yaml.Node, e *Entry) error {
+		return n.Decode(&e.Note)
+	}},
 }
+
+// gatewayFields are the fields of [Entry] that the gateway sets and a file
+// must not.
+var gatewayFields = map[string]bool{"source": true, "changed_by": true, "changed_at": true}
 
 // LoadAllowlist reads the allow-list file at path, YAML or JSON, and
 // validates every entry as [ValidateEntries] does. The file is a mapping with
@@ -73,10 +83,13 @@ func LoadAllowlist(path string) ([]Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read allowlist: %w", err)
 	}
-	return parseAllowlist(path, data)
+	return ParseAllowlist(path, data)
 }
 
-func parseAllowlist(path string, data []byte) ([]Entry, error) {
+// ParseAllowlist parses and validates allow-list data as [LoadAllowlist]
+// does; name stands for the file in error messages.
+func ParseAllowlist(name string, data []byte) ([]Entry, error) {
+	path := name
 	decoder := yaml.NewDecoder(bytes.NewReader(data))
 	decoder.KnownFields(true)
 
@@ -141,6 +154,33 @@ func parseAllowlist(path string, data []byte) ([]Entry, error) {
 	return entries, nil
 }
 
+// ParseEntry parses one entry, a JSON or YAML mapping in the form of an
+// allow-list file's entry, and validates it as [ValidateEntry] does. Its
+// errors are [*EntryError] values with Index -1, one per problem.
+func ParseEntry(data []byte) (Entry, error) {
+	var node yaml.Node
+	decoder := yaml.NewDecoder(bytes.NewReader(data))
+	if err := decoder.Decode(&node); err != nil {
+		return Entry{}, fmt.Errorf("invalid entry (expected a JSON object with the fields of an allow-list entry): %w", err)
+	}
+	if node.Kind != yaml.DocumentNode || len(node.Content) != 1 || !errors.Is(decoder.Decode(new(yaml.Node)), io.EOF) {
+		return Entry{}, errors.New("invalid entry (expected one JSON object)")
+	}
+	entry, _, errs := decodeEntry("", -1, node.Content[0])
+	if len(errs) > 0 {
+		joined := make([]error, len(errs))
+		for i, err := range errs {
+			err.Line = 0
+			joined[i] = err
+		}
+		return Entry{}, errors.Join(joined...)
+	}
+	if err := ValidateEntry(entry); err != nil {
+		return Entry{}, err
+	}
+	return entry, nil
+}
+
 // decodeEntry decodes the entry at index from node, field by field. It
 // returns the line of each field, with "" for the line of the entry itself.
 func decodeEntry(path string, index int, node *yaml.Node) (Entry, map[string]int, []*EntryError) {
@@ -173,6 +213,10 @@ func decodeEntry(path string, index int, node *yaml.Node) (Entry, map[string]int
 		}
 		lines[name] = key.Line
 
+		if gatewayFields[name] {
+			errs = append(errs, fail(key.Line, name, "field is set by the gateway", "no "+name+" field in the file"))
+			continue
+		}
 		field, ok := lookupField(name)
 		if !ok {
 			errs = append(errs, fail(key.Line, name, "unknown field", "one of "+fieldNames()))

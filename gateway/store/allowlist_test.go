@@ -251,14 +251,14 @@ func TestLoadAllowlistEntryErrors(t *testing.T) {
 			entries: "  - server_name: a.org\n    endpoints: [\"*\"]\n    endpoint: [send]",
 			want: `FILE:4: servers[0] (server_name "a.org"): endpoint: unknown field (expected one of ` +
 				`server_name, administration, pinned_keys, revoked_keys, address, require_mtls, endpoints, ` +
-				`event_types, expires, labels)`,
+				`event_types, expires, labels, deny, note)`,
 		},
 		{
 			name:    "unknown field before server_name",
 			entries: "  - mtls: true\n    server_name: a.org\n    endpoints: [\"*\"]",
 			want: `FILE:2: servers[0] (server_name "a.org"): mtls: unknown field (expected one of ` +
 				`server_name, administration, pinned_keys, revoked_keys, address, require_mtls, endpoints, ` +
-				`event_types, expires, labels)`,
+				`event_types, expires, labels, deny, note)`,
 		},
 		{
 			name:    "duplicate field",

@@ -15,7 +15,9 @@ import (
 // algorithm that Matrix defines.
 const keyAlgorithmPrefix = "ed25519:"
 
-// Entry is one server of the allow-list file.
+// Entry is one server of the allow-list: an allow entry, which lets the
+// server federate within the limits of its fields, or a deny entry (Deny
+// set), which refuses it whatever any allow entry says.
 //
 // ServerName is an exact server name or a glob. A glob may use '*' for zero or
 // more characters and '?' for exactly one character, in the host part only.
@@ -33,6 +35,13 @@ const keyAlgorithmPrefix = "ed25519:"
 type Entry struct {
 	// ServerName is the exact server name or glob that this entry covers.
 	ServerName string `json:"server_name" yaml:"server_name"`
+	// Deny makes this a deny entry. A deny entry that matches a server name
+	// wins over every allow entry, and may set only ServerName,
+	// Administration, Note, Expires and Labels.
+	Deny bool `json:"deny,omitempty" yaml:"deny,omitempty"`
+	// Note is free text for the people who read the allow-list, such as
+	// why a server is denied.
+	Note string `json:"note,omitempty" yaml:"note,omitempty"`
 	// Administration is the organisation that runs the server, for people
 	// and policy rules to read.
 	Administration string `json:"administration,omitempty" yaml:"administration,omitempty"`
@@ -58,6 +67,16 @@ type Entry struct {
 	Expires *time.Time `json:"expires,omitempty" yaml:"expires,omitempty"`
 	// Labels are free-form values that policy rules can read.
 	Labels map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+
+	// Source names where the entry comes from, such as "file" or "api"
+	// (see [Source]). The store sets it.
+	Source string `json:"source,omitempty" yaml:"-"`
+	// ChangedBy is who last changed the entry: the authenticated principal
+	// of an admin API change, the file path, or a signed list's issuer.
+	// The store or its caller sets it, never the client.
+	ChangedBy string `json:"changed_by,omitempty" yaml:"-"`
+	// ChangedAt is when the entry was last changed, nil when unknown.
+	ChangedAt *time.Time `json:"changed_at,omitempty" yaml:"-"`
 }
 
 // PinnedKey returns the public key pinned under keyID. It returns false when
@@ -123,6 +142,10 @@ func (e Entry) clone() Entry {
 	if e.Expires != nil {
 		expires := *e.Expires
 		e.Expires = &expires
+	}
+	if e.ChangedAt != nil {
+		changed := *e.ChangedAt
+		e.ChangedAt = &changed
 	}
 	return e
 }

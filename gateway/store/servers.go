@@ -2,11 +2,13 @@ package store
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/go-memdb"
 )
 
-// serverRow is one allow-list entry in the servers table.
+// serverRow is one effective allow-list entry in the servers or denies
+// table.
 type serverRow struct {
 	// Key is the lower-case server_name, the primary key.
 	Key string
@@ -19,11 +21,22 @@ type serverRow struct {
 }
 
 // globLength is a length of the literal suffix that at least one glob in
-// the servers table has. Lookup queries the glob_suffix index only for these
-// lengths.
+// a servers or denies table has. Lookup queries the glob_suffix index only
+// for these lengths.
 type globLength struct {
 	Length int
 }
+
+// entryTables names a table of effective entries and the table of its glob
+// suffix lengths. Allow and deny entries each have a pair.
+type entryTables struct {
+	rows, lengths string
+}
+
+var (
+	allowTables = entryTables{rows: tableServers, lengths: tableGlobLengths}
+	denyTables  = entryTables{rows: tableDenies, lengths: tableDenyGlobLengths}
+)
 
 // newServerRow builds the row of a validated entry.
 func newServerRow(e Entry) (*serverRow, error) {
@@ -60,45 +73,22 @@ func (row *serverRow) outranks(other *serverRow) bool {
 	return row.Key < other.Key
 }
 
-// ReplaceAllowlist validates entries as [ValidateEntries] does and replaces
-// the whole allow-list with them in one transaction. Readers see either the
-// old list or the new one. On error the old list stays in force. The store
-// keeps copies, so the caller may reuse entries.
-func (s *Store) ReplaceAllowlist(entries []Entry) error {
-	if err := ValidateEntries(entries); err != nil {
-		return fmt.Errorf("replace allowlist: %w", err)
-	}
-	rows := make([]*serverRow, len(entries))
+// fillTables replaces the rows of tables with rows, inside txn.
+func fillTables(txn *memdb.Txn, tables entryTables, rows []*serverRow) error {
 	lengths := make(map[int]bool)
-	globs := 0
-	for i, entry := range entries {
-		row, err := newServerRow(entry)
-		if err != nil {
-			return fmt.Errorf("replace allowlist: %w", err)
-		}
-		rows[i] = row
+	for _, row := range rows {
 		if row.name.glob {
 			lengths[len(row.suffix)] = true
-			globs++
 		}
 	}
-
-	txn := s.db.Txn(true)
-	defer txn.Abort()
-	if err := replaceTable(txn, tableServers, rows); err != nil {
-		return fmt.Errorf("replace allowlist: %w", err)
+	if err := replaceTable(txn, tables.rows, rows); err != nil {
+		return err
 	}
-	var lengthRows []*globLength
+	lengthRows := make([]*globLength, 0, len(lengths))
 	for length := range lengths {
 		lengthRows = append(lengthRows, &globLength{Length: length})
 	}
-	if err := replaceTable(txn, tableGlobLengths, lengthRows); err != nil {
-		return fmt.Errorf("replace allowlist: %w", err)
-	}
-	txn.Commit()
-
-	s.log.Info("allowlist replaced", "entry_count", len(rows), "glob_count", globs)
-	return nil
+	return replaceTable(txn, tables.lengths, lengthRows)
 }
 
 // replaceTable deletes every row of table and inserts rows, inside txn.
@@ -114,7 +104,42 @@ func replaceTable[T any](txn *memdb.Txn, table string, rows []*T) error {
 	return nil
 }
 
-// Lookup returns the allow-list entry for serverName. It tries, in order:
+// Match is the result of looking up a server name in the allow-list.
+type Match struct {
+	// Allow is the allow entry that applies, nil when none matches or when
+	// Deny is set.
+	Allow *Entry
+	// Deny is the most specific deny entry that matches and has not
+	// expired, nil when none does.
+	Deny *Entry
+}
+
+// Match looks serverName up in one snapshot of the allow-list. A deny
+// entry that matches and has not expired wins over every allow entry: Match
+// then returns it in Deny and no Allow entry. Otherwise Allow is the allow
+// entry that [Store.Lookup] describes, whether expired or not, because the
+// expiry of an allow entry is left to the policy. Both are copies.
+func (s *Store) Match(serverName string) Match {
+	name, err := parseServerName(serverName, false)
+	if err != nil {
+		return Match{}
+	}
+	txn := s.db.Txn(false)
+	now := s.now()
+	if row := findRow(txn, denyTables, name, func(row *serverRow) bool { return !row.entry.Expired(now) }); row != nil {
+		deny := row.entry.clone()
+		return Match{Deny: &deny}
+	}
+	if row := findRow(txn, allowTables, name, nil); row != nil {
+		allow := row.entry.clone()
+		return Match{Allow: &allow}
+	}
+	return Match{}
+}
+
+// Lookup returns the allow-list entry for serverName. It returns false when
+// no allow entry matches, and when a deny entry matches, whatever allow
+// entry would match too (see [Store.Match]). It tries, in order:
 //
 //  1. the entry whose server_name equals serverName;
 //  2. for a serverName with a port, the entry whose server_name equals its
@@ -123,49 +148,69 @@ func replaceTable[T any](txn *memdb.Txn, table string, rows []*T) error {
 //     its server_name, port included. A tie goes to the glob with fewer
 //     '*', then to the lower server_name in lower case.
 //
-// Names compare case-insensitively. A serverName that would be rejected as
-// an exact server_name in the allow-list matches nothing, for example one
-// with an underscore, a trailing dot or a port with a leading zero. The entry
-// is a copy.
+// Deny entries are ranked the same way among themselves. Names compare
+// case-insensitively. A serverName that would be rejected as an exact
+// server_name in the allow-list matches nothing, for example one with an
+// underscore, a trailing dot or a port with a leading zero. The entry is a
+// copy.
 func (s *Store) Lookup(serverName string) (Entry, bool) {
-	name, err := parseServerName(serverName, false)
-	if err != nil {
+	m := s.Match(serverName)
+	if m.Allow == nil {
 		return Entry{}, false
 	}
-
-	txn := s.db.Txn(false)
-	if row := firstServer(txn, name.key()); row != nil {
-		return row.entry.clone(), true
-	}
-	if name.port != 0 {
-		if row := firstServer(txn, name.host); row != nil {
-			return row.entry.clone(), true
-		}
-	}
-	if row := bestGlob(txn, name); row != nil {
-		return row.entry.clone(), true
-	}
-	return Entry{}, false
+	return *m.Allow, true
 }
 
-// Entries returns copies of all allow-list entries, ordered by lower-case
-// server_name.
+// Entries returns copies of the effective allow-list entries, allow and
+// deny, ordered by lower-case server_name with allow entries first on a
+// tie. Entries of a source that another source shadows are left out (see
+// [Store.List] for every entry).
 func (s *Store) Entries() []Entry {
 	txn := s.db.Txn(false)
-	it, err := txn.Get(tableServers, indexID)
-	if err != nil {
-		panic(fmt.Sprintf("store: list servers: %v", err))
-	}
 	var entries []Entry
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		entries = append(entries, raw.(*serverRow).entry.clone())
+	for _, tables := range []entryTables{allowTables, denyTables} {
+		for _, row := range tableRows[serverRow](txn, tables.rows, indexID) {
+			entries = append(entries, row.entry.clone())
+		}
 	}
+	sortEntries(entries)
 	return entries
 }
 
-// firstServer returns the exact, non-glob entry stored under key.
-func firstServer(txn *memdb.Txn, key string) *serverRow {
-	raw, err := txn.First(tableServers, indexID, key)
+// tableRows returns every row of table in the order of index.
+func tableRows[T any](txn *memdb.Txn, table, index string, args ...any) []*T {
+	it, err := txn.Get(table, index, args...)
+	if err != nil {
+		panic(fmt.Sprintf("store: list table %s: %v", table, err))
+	}
+	var rows []*T
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		rows = append(rows, raw.(*T))
+	}
+	return rows
+}
+
+// findRow returns the row of tables that applies to name, trying the exact
+// name, its host, then the best glob, and skipping rows that accept
+// rejects. A nil accept takes every row.
+func findRow(txn *memdb.Txn, tables entryTables, name serverName, accept func(*serverRow) bool) *serverRow {
+	if accept == nil {
+		accept = func(*serverRow) bool { return true }
+	}
+	if row := firstServer(txn, tables.rows, name.key()); row != nil && accept(row) {
+		return row
+	}
+	if name.port != 0 {
+		if row := firstServer(txn, tables.rows, name.host); row != nil && accept(row) {
+			return row
+		}
+	}
+	return bestGlob(txn, tables, name, accept)
+}
+
+// firstServer returns the exact, non-glob row of table stored under key.
+func firstServer(txn *memdb.Txn, table, key string) *serverRow {
+	raw, err := txn.First(table, indexID, key)
 	if err != nil {
 		panic(fmt.Sprintf("store: look up server %q: %v", key, err))
 	}
@@ -179,29 +224,20 @@ func firstServer(txn *memdb.Txn, key string) *serverRow {
 	return row
 }
 
-// bestGlob returns the most specific glob entry that matches name. It
-// queries the glob_suffix index with the host's suffix of each length that
-// some glob's literal suffix has. So it reads only the globs whose literal
-// suffix the host ends with, plus the globs that end with a wildcard.
-func bestGlob(txn *memdb.Txn, name serverName) *serverRow {
-	lengths, err := txn.Get(tableGlobLengths, indexID)
-	if err != nil {
-		panic(fmt.Sprintf("store: list glob suffix lengths: %v", err))
-	}
+// bestGlob returns the most specific glob row of tables that matches name
+// and that accept takes. It queries the glob_suffix index with the host's
+// suffix of each length that some glob's literal suffix has. So it reads
+// only the globs whose literal suffix the host ends with, plus the globs
+// that end with a wildcard.
+func bestGlob(txn *memdb.Txn, tables entryTables, name serverName, accept func(*serverRow) bool) *serverRow {
 	reversed := reverse(name.host)
 	var best *serverRow
-	for raw := lengths.Next(); raw != nil; raw = lengths.Next() {
-		length := raw.(*globLength).Length
-		if length > len(reversed) {
+	for _, length := range tableRows[globLength](txn, tables.lengths, indexID) {
+		if length.Length > len(reversed) {
 			continue
 		}
-		globs, err := txn.Get(tableServers, indexGlobSuffix, reversed[:length])
-		if err != nil {
-			panic(fmt.Sprintf("store: look up globs: %v", err))
-		}
-		for raw := globs.Next(); raw != nil; raw = globs.Next() {
-			row := raw.(*serverRow)
-			if row.matches(name) && (best == nil || row.outranks(best)) {
+		for _, row := range tableRows[serverRow](txn, tables.rows, indexGlobSuffix, reversed[:length.Length]) {
+			if row.matches(name) && accept(row) && (best == nil || row.outranks(best)) {
 				best = row
 			}
 		}
@@ -256,4 +292,12 @@ func reverse(s string) string {
 		b[len(s)-1-i] = s[i]
 	}
 	return string(b)
+}
+
+// now returns the store's clock.
+func (s *Store) now() time.Time {
+	if s.clock != nil {
+		return s.clock()
+	}
+	return time.Now()
 }

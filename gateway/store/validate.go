@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/bordergate/bordergate/gateway/servername"
 )
@@ -24,7 +26,12 @@ const (
 	expectEventType  = `an event type such as "m.room.message", or "*"`
 	expectLabelKey   = "a non-empty label name"
 	expectExpires    = `an RFC 3339 timestamp such as "2027-12-31T00:00:00Z"`
+	expectDenyOnly   = "a deny entry with only server_name, deny, administration, note, expires and labels"
+	expectNote       = "at most 1024 bytes of UTF-8 text without control characters"
 )
+
+// MaxNoteBytes is the maximum length of an entry's note, in bytes.
+const MaxNoteBytes = 1024
 
 // expectEndpoint lists every accepted endpoint ID.
 var expectEndpoint = `"*" or one of ` + strings.Join(KnownEndpoints, ", ")
@@ -36,7 +43,9 @@ type EntryError struct {
 	File string
 	// Line is the line of the field in File, 0 when unknown.
 	Line int
-	// Index is the position of the entry in the servers list, from 0.
+	// Index is the position of the entry in the servers list, from 0, or
+	// -1 for a single entry outside a list, such as one sent to the admin
+	// API.
 	Index int
 	// ServerName is the entry's server_name as written, possibly empty.
 	ServerName string
@@ -51,7 +60,8 @@ type EntryError struct {
 
 // Error formats the error as
 // "FILE:LINE: servers[INDEX] (server_name NAME): FIELD: PROBLEM (expected EXPECTED)",
-// leaving out the parts that are empty.
+// leaving out the parts that are empty, with "entry" in place of
+// "servers[INDEX]" for an Index of -1.
 func (e *EntryError) Error() string {
 	var b strings.Builder
 	if e.File != "" {
@@ -61,7 +71,11 @@ func (e *EntryError) Error() string {
 		}
 		b.WriteString(": ")
 	}
-	fmt.Fprintf(&b, "servers[%d]", e.Index)
+	if e.Index >= 0 {
+		fmt.Fprintf(&b, "servers[%d]", e.Index)
+	} else {
+		b.WriteString("entry")
+	}
 	if e.ServerName != "" {
 		fmt.Fprintf(&b, " (server_name %q)", e.ServerName)
 	}
@@ -180,8 +194,15 @@ func validateEntry(e Entry) []fieldProblem {
 		}
 	}
 
-	if len(e.Endpoints) == 0 {
+	if e.Deny {
+		for _, field := range allowOnlyFields(e) {
+			add(field, "not allowed on a deny entry", expectDenyOnly)
+		}
+	} else if len(e.Endpoints) == 0 {
 		add("endpoints", "missing", expectEndpoints)
+	}
+	if problem := checkNote(e.Note); problem != "" {
+		add("note", problem, expectNote)
 	}
 	for i, endpoint := range e.Endpoints {
 		if endpoint != EndpointWildcard && !IsKnownEndpoint(endpoint) {
@@ -245,4 +266,45 @@ func checkAddress(address string) error {
 		return fmt.Errorf("address %q has no port", address)
 	}
 	return nil
+}
+
+// allowOnlyFields returns the fields that e sets which only an allow entry
+// may set.
+func allowOnlyFields(e Entry) []string {
+	var fields []string
+	if e.PinnedKeys != nil {
+		fields = append(fields, "pinned_keys")
+	}
+	if e.RevokedKeys != nil {
+		fields = append(fields, "revoked_keys")
+	}
+	if e.Address != "" {
+		fields = append(fields, "address")
+	}
+	if e.RequireMTLS {
+		fields = append(fields, "require_mtls")
+	}
+	if e.Endpoints != nil {
+		fields = append(fields, "endpoints")
+	}
+	if e.EventTypes != nil {
+		fields = append(fields, "event_types")
+	}
+	return fields
+}
+
+// checkNote returns what is wrong with a note, or "".
+func checkNote(note string) string {
+	if len(note) > MaxNoteBytes {
+		return fmt.Sprintf("%d bytes, more than %d", len(note), MaxNoteBytes)
+	}
+	if !utf8.ValidString(note) {
+		return "invalid UTF-8"
+	}
+	for _, r := range note {
+		if unicode.IsControl(r) {
+			return fmt.Sprintf("control character %U", r)
+		}
+	}
+	return ""
 }

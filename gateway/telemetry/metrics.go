@@ -68,6 +68,17 @@ func (m *Metrics) Counter(name, description string) metric.Int64Counter {
 	return counter
 }
 
+// Gauge returns a gauge named name, with its description, whose value is
+// the last one recorded. Gauge panics when the name is not a valid
+// instrument name, because names are constants of the caller.
+func (m *Metrics) Gauge(name, description string) metric.Int64Gauge {
+	gauge, err := m.Meter().Int64Gauge(name, metric.WithDescription(description))
+	if err != nil {
+		panic(fmt.Sprintf("telemetry: gauge %q: %v", name, err))
+	}
+	return gauge
+}
+
 // Handler returns the handler that serves the metrics in the Prometheus
 // text format. It returns 404 when m is nil.
 func (m *Metrics) Handler() http.Handler {

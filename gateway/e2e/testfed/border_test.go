@@ -79,6 +79,8 @@ decision_log:
     file: ` + gwDir + `/decisions.jsonl
 log:
     level: info
+admin:
+    listen: 127.0.0.3:9448
 `
 	if config := mustRead(t, gw.ConfigFile); string(config) != wantConfig {
 		t.Errorf("config =\n%s\nwant\n%s", config, wantConfig)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -155,6 +156,9 @@ type gatewayConfig struct {
 	Log struct {
 		Level string `yaml:"level"`
 	} `yaml:"log"`
+	Admin struct {
+		Listen string `yaml:"listen"`
+	} `yaml:"admin"`
 }
 
 // gatewayOutboundConfig is the outbound section of the configuration.
@@ -291,6 +295,13 @@ func (gw *Gateway) writeFiles(spec gatewaySpec) error {
 	config.Policy.DataFile = dataFile
 	config.DecisionLog.File = gw.DecisionLog
 	config.Log.Level = spec.logLevel
+	// Each gateway has a loopback address of its own, so each admin
+	// listener takes the default port on its gateway's address.
+	host, _, err := net.SplitHostPort(spec.listenAddr)
+	if err != nil {
+		return fmt.Errorf("inbound address %q: %w", spec.listenAddr, err)
+	}
+	config.Admin.Listen = net.JoinHostPort(host, "9448")
 	if err := writeYAML(gw.ConfigFile, config); err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}

@@ -314,6 +314,8 @@ decision_log:
     file: ` + gwDir + `/decisions.jsonl
 log:
     level: debug
+admin:
+    listen: 127.0.0.1:9448
 `
 	if string(config) != wantConfig {
 		t.Errorf("config =\n%s\nwant\n%s", config, wantConfig)
