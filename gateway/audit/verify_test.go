@@ -548,3 +548,36 @@ func TestVerifyAlteredLastRecordWithoutNewline(t *testing.T) {
 		t.Errorf("first problem = %s\nwant kind %s at line %d", first, KindAltered, last+1)
 	}
 }
+
+func TestVerifyRecordAppendedWhileStopped(t *testing.T) {
+	signer := newSigner(t)
+	path := filepath.Join(t.TempDir(), "decisions.jsonl")
+	opts := decisionlog.Options{Path: path, Signer: signer, StatePath: filepath.Join(t.TempDir(), "chain.json")}
+	w := openWriter(t, opts)
+	writeRecords(t, w, "before", 3)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Someone without the key appends a record that continues the chain.
+	lines := readLines(t, path)
+	last, err := decisionlog.ParseLink([]byte(lines[len(lines)-1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := relink(strings.Replace(lines[0], `"before-1"`, `"forged"`, 1), last.Seq+1, last.Hash.String())
+	writeLines(t, path, append(lines, forged))
+
+	w = openWriter(t, opts)
+	writeRecords(t, w, "after", 3)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	report := verifyFiles(t, signer, path)
+	if report.OK() {
+		t.Fatalf("verification passed over a record added while the gateway was stopped:\n%s", reportText(t, report))
+	}
+	if first := report.Problems[0]; first.Kind != KindForked || first.Line != len(lines)+2 {
+		t.Errorf("first problem = %s\nwant kind %s at line %d, the first record after the restart", first, KindForked, len(lines)+2)
+	}
+}
