@@ -15,6 +15,11 @@ const (
 	DefaultBundlePollInterval = 60 * time.Second
 	DefaultBundleTimeout      = 10 * time.Second
 	DefaultReloadDebounce     = 500 * time.Millisecond
+	// DefaultShadowTimeout bounds one shadow decision. The default policy
+	// decides in well under a millisecond, and a limit far below the 60s
+	// that federation senders wait for an answer keeps a slow candidate
+	// from delaying what crosses.
+	DefaultShadowTimeout = 100 * time.Millisecond
 )
 
 // PolicyConfig names the Rego policy: files (Paths and DataFile) or a
@@ -90,6 +95,12 @@ type ShadowConfig struct {
 	DataFile string `yaml:"data_file"`
 	// Bundle takes the candidate from a bundle server instead of Paths.
 	Bundle *BundleConfig `yaml:"bundle"`
+	// Timeout is the time one shadow decision may take, after which its
+	// evaluation is stopped and recorded as an error. Once one has timed
+	// out, the rest of the exchange is not shadowed, so an exchange waits
+	// for the candidate about this long at most. Default
+	// DefaultShadowTimeout.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // ReloadConfig configures how file changes are noticed.
@@ -138,6 +149,9 @@ func (c *Config) setPolicyDefaults() {
 		}
 	}
 	setDefaultDuration(&c.Reload.Debounce, DefaultReloadDebounce)
+	if s := c.Policy.Shadow; s != nil {
+		setDefaultDuration(&s.Timeout, DefaultShadowTimeout)
+	}
 }
 
 func (c *Config) shadowBundle() *BundleConfig {
@@ -168,6 +182,9 @@ func (c *Config) validatePolicy() error {
 			if slices.Index(s.Packages, name) != i {
 				return bad(fmt.Sprintf("policy.shadow.packages[%d]", i), fmt.Sprintf("package %q is listed twice", name), "list it once")
 			}
+		}
+		if s.Timeout < 0 {
+			return bad("policy.shadow.timeout", "negative duration", `write a duration such as "100ms"`)
 		}
 	}
 	if p.DecisionCacheSize < -1 {

@@ -48,6 +48,7 @@ func TestParsePolicyConfig(t *testing.T) {
 		{"reload.debounce", cfg.Reload.Debounce, DefaultReloadDebounce},
 		{"reload.watch", cfg.Reload.watching(), true},
 		{"shadow kinds", len(cfg.Policy.Shadow.kinds()), 1},
+		{"shadow.timeout", cfg.Policy.Shadow.Timeout, DefaultShadowTimeout},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -97,6 +98,8 @@ func TestParsePolicyConfigErrors(t *testing.T) {
 		{"package twice", files + "  shadow: {paths: [c], packages: [bordergate.pdu, bordergate.pdu]}\n", "", "",
 			`policy.shadow.packages[1]: package "bordergate.pdu" is listed twice; list it once`},
 		{"negative debounce", files, "", "reload: {debounce: -1s}\n", `reload.debounce: negative duration`},
+		{"negative shadow timeout", files + "  shadow: {paths: [c], timeout: -1s}\n", "", "",
+			`policy.shadow.timeout: negative duration; write a duration such as "100ms"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
