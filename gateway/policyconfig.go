@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"time"
@@ -217,6 +218,15 @@ func validateBundle(field string, b *BundleConfig) error {
 		return bad(field+".url", fmt.Sprintf("%q is not an http or https URL", b.URL),
 			`write the bundle's URL, such as "https://bundles.example.org/bordergate/bundle.tar.gz"`)
 	}
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		if b.Signing == nil {
+			return bad(field+".url", fmt.Sprintf("%q is plain http to another host and the bundle is not signed, so anyone on the network path could replace the policy", b.URL),
+				"use https, or configure "+field+".signing")
+		}
+		if b.TokenFile != "" {
+			return bad(field+".token_file", fmt.Sprintf("the token would travel in clear to %s over plain http", u.Hostname()), "use an https URL")
+		}
+	}
 	if b.PollInterval < time.Second {
 		return bad(field+".poll_interval", fmt.Sprintf("%s is shorter than 1s", b.PollInterval), `write a duration such as "60s"`)
 	}
@@ -288,4 +298,15 @@ func bundlePaths(b *BundleConfig) []*string {
 		}
 	}
 	return paths
+}
+
+// isLoopbackHost reports whether host, the host of a URL without its port,
+// is localhost or a loopback address, which traffic never leaves the
+// machine to reach.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
