@@ -158,6 +158,20 @@ func decisionProblems(compiler *ast.Compiler) []Problem {
 	return problems
 }
 
+// problemsError joins problems into one error, one problem a line, each
+// after its location when it has one.
+func problemsError(problems []Problem) error {
+	errs := make([]error, len(problems))
+	for i, p := range problems {
+		if location := p.Location(); location != "" {
+			errs[i] = errors.New(location + ": " + p.Message)
+		} else {
+			errs[i] = errors.New(p.Message)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func sortProblems(problems []Problem) []Problem {
 	slices.SortStableFunc(problems, func(a, b Problem) int {
 		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Row, b.Row), cmp.Compare(a.Col, b.Col))
