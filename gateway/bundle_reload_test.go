@@ -237,3 +237,33 @@ func TestBundleRollbackToOlderSignedBundle(t *testing.T) {
 		t.Errorf("revision = %s after the server served v1 again, want %s still", rev, v2)
 	}
 }
+
+func TestBundleRejectedAtStartIsNotFetchedAgain(t *testing.T) {
+	bf := newBundleFixture(t)
+	var remoteKey string
+	tg := startGateway(t, gatewayOptions{
+		policyConfig:    bf.config("policy-a"),
+		allowlistConfig: "allowlist: {from_bundle: true}",
+		setup: func(dir, key string) {
+			remoteKey = key
+			bf.writeFiles(dir)
+			bf.bundles.publish(bf.build("v1", bf.keyA, allowData, key, nil))
+		},
+	})
+	saved, err := os.ReadFile(filepath.Join(tg.dir, "state", "bundles", "policy.tar.gz"))
+	if err != nil {
+		t.Fatalf("saved bundle: %v", err)
+	}
+	bf.bundles.publish(bf.build("v2", bf.keyA, allowData, remoteKey, func(s *testbundle.Spec) { s.TamperModule = "bordergate/pdu.rego" }))
+
+	// The bundle server's v2 is rejected at start, so the gateway starts
+	// on the saved v1 and must not fetch and reject v2 again at each poll.
+	restarted := restartWithBundle(t, tg, bf, saved, "policy-a")
+	defer restarted.Close()
+	if rev := restarted.currentPolicies().enforced.Revision(); !strings.HasPrefix(rev, "v1@") {
+		t.Fatalf("started on revision %s, want the saved v1", rev)
+	}
+	if err := restarted.Reload(t.Context()); err != nil {
+		t.Errorf("Reload after starting on the saved bundle = %v, want the rejected v2 skipped as not modified", err)
+	}
+}
