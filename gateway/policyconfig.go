@@ -16,10 +16,10 @@ const (
 	DefaultBundlePollInterval = 60 * time.Second
 	DefaultBundleTimeout      = 10 * time.Second
 	DefaultReloadDebounce     = 500 * time.Millisecond
-	// DefaultShadowTimeout bounds one shadow decision. The default policy
-	// decides in well under a millisecond, and a limit far below the 60s
-	// that federation senders wait for an answer keeps a slow candidate
-	// from delaying what crosses.
+	// DefaultShadowTimeout bounds one shadow decision. It is hundreds of
+	// times what a decision of the default policy costs (docs/benchmarks.md),
+	// so that only a candidate that waits or loops reaches it, and it keeps
+	// the delay such a candidate adds to an exchange small.
 	DefaultShadowTimeout = 100 * time.Millisecond
 )
 
