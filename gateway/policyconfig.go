@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"time"
@@ -15,6 +16,11 @@ const (
 	DefaultBundlePollInterval = 60 * time.Second
 	DefaultBundleTimeout      = 10 * time.Second
 	DefaultReloadDebounce     = 500 * time.Millisecond
+	// DefaultShadowTimeout bounds one shadow decision. It is hundreds of
+	// times what a decision of the default policy costs (docs/benchmarks.md),
+	// so that only a candidate that waits or loops reaches it, and it keeps
+	// the delay such a candidate adds to an exchange small.
+	DefaultShadowTimeout = 100 * time.Millisecond
 )
 
 // PolicyConfig names the Rego policy: files (Paths and DataFile) or a
@@ -90,6 +96,12 @@ type ShadowConfig struct {
 	DataFile string `yaml:"data_file"`
 	// Bundle takes the candidate from a bundle server instead of Paths.
 	Bundle *BundleConfig `yaml:"bundle"`
+	// Timeout is the time one shadow decision may take, after which its
+	// evaluation is stopped and recorded as an error. Once one has timed
+	// out, the rest of the exchange is not shadowed, so an exchange waits
+	// for the candidate about this long at most. Default
+	// DefaultShadowTimeout.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // ReloadConfig configures how file changes are noticed.
@@ -138,6 +150,9 @@ func (c *Config) setPolicyDefaults() {
 		}
 	}
 	setDefaultDuration(&c.Reload.Debounce, DefaultReloadDebounce)
+	if s := c.Policy.Shadow; s != nil {
+		setDefaultDuration(&s.Timeout, DefaultShadowTimeout)
+	}
 }
 
 func (c *Config) shadowBundle() *BundleConfig {
@@ -169,6 +184,9 @@ func (c *Config) validatePolicy() error {
 				return bad(fmt.Sprintf("policy.shadow.packages[%d]", i), fmt.Sprintf("package %q is listed twice", name), "list it once")
 			}
 		}
+		if s.Timeout < 0 {
+			return bad("policy.shadow.timeout", "negative duration", `write a duration such as "100ms"`)
+		}
 	}
 	if p.DecisionCacheSize < -1 {
 		return bad("policy.decision_cache_size", fmt.Sprintf("invalid value %d", p.DecisionCacheSize),
@@ -199,6 +217,15 @@ func validateBundle(field string, b *BundleConfig) error {
 	if b.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return bad(field+".url", fmt.Sprintf("%q is not an http or https URL", b.URL),
 			`write the bundle's URL, such as "https://bundles.example.org/bordergate/bundle.tar.gz"`)
+	}
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		if b.Signing == nil {
+			return bad(field+".url", fmt.Sprintf("%q is plain http to another host and the bundle is not signed, so anyone on the network path could replace the policy", b.URL),
+				"use https, or configure "+field+".signing")
+		}
+		if b.TokenFile != "" {
+			return bad(field+".token_file", fmt.Sprintf("the token would travel in clear to %s over plain http", u.Hostname()), "use an https URL")
+		}
 	}
 	if b.PollInterval < time.Second {
 		return bad(field+".poll_interval", fmt.Sprintf("%s is shorter than 1s", b.PollInterval), `write a duration such as "60s"`)
@@ -271,4 +298,15 @@ func bundlePaths(b *BundleConfig) []*string {
 		}
 	}
 	return paths
+}
+
+// isLoopbackHost reports whether host, the host of a URL without its port,
+// is localhost or a loopback address, which traffic never leaves the
+// machine to reach.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

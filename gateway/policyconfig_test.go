@@ -48,6 +48,7 @@ func TestParsePolicyConfig(t *testing.T) {
 		{"reload.debounce", cfg.Reload.Debounce, DefaultReloadDebounce},
 		{"reload.watch", cfg.Reload.watching(), true},
 		{"shadow kinds", len(cfg.Policy.Shadow.kinds()), 1},
+		{"shadow.timeout", cfg.Policy.Shadow.Timeout, DefaultShadowTimeout},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -74,6 +75,10 @@ func TestParsePolicyConfigErrors(t *testing.T) {
 			"policy.bundle: set together with paths or data_file; take the policy from files or from a bundle, not both"},
 		{"bad url", "policy:\n  bundle: {url: ftp://b.example.org/b.tar.gz}\n", "", "",
 			`policy.bundle.url: "ftp://b.example.org/b.tar.gz" is not an http or https URL`},
+		{"unsigned bundle over plain http", "policy:\n  bundle: {url: http://b.example.org/b.tar.gz}\n", "", "",
+			`policy.bundle.url: "http://b.example.org/b.tar.gz" is plain http to another host and the bundle is not signed, so anyone on the network path could replace the policy; use https, or configure policy.bundle.signing`},
+		{"token over plain http", "policy:\n  bundle:\n    url: http://b.example.org/b.tar.gz\n    token_file: token\n    signing: {keys: [{key_id: a, algorithm: EdDSA, public_key_file: a.pem}]}\n", "", "",
+			`policy.bundle.token_file: the token would travel in clear to b.example.org over plain http; use an https URL`},
 		{"short interval", "policy:\n  bundle: {url: https://b.example.org/b.tar.gz, poll_interval: 10ms}\n", "", "",
 			`policy.bundle.poll_interval: 10ms is shorter than 1s; write a duration such as "60s"`},
 		{"small max", "policy:\n  bundle: {url: https://b.example.org/b.tar.gz, max_bytes: 10}\n", "", "",
@@ -97,6 +102,8 @@ func TestParsePolicyConfigErrors(t *testing.T) {
 		{"package twice", files + "  shadow: {paths: [c], packages: [bordergate.pdu, bordergate.pdu]}\n", "", "",
 			`policy.shadow.packages[1]: package "bordergate.pdu" is listed twice; list it once`},
 		{"negative debounce", files, "", "reload: {debounce: -1s}\n", `reload.debounce: negative duration`},
+		{"negative shadow timeout", files + "  shadow: {paths: [c], timeout: -1s}\n", "", "",
+			`policy.shadow.timeout: negative duration; write a duration such as "100ms"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -165,5 +172,14 @@ func TestStartWithoutBundle(t *testing.T) {
 	want := "load policy bundle: fetch bundle: Get \"http://127.0.0.1:1/bundle.tar.gz\": dial tcp 127.0.0.1:1: connect: connection refused; no saved bundle to start on: read saved bundle: open "
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("New error = %v, want prefix %q", err, want)
+	}
+}
+
+func TestParsePolicyConfigPlainHTTPOnLoopback(t *testing.T) {
+	for _, url := range []string{"http://127.0.0.1:8181/b.tar.gz", "http://[::1]:8181/b.tar.gz", "http://localhost:8181/b.tar.gz"} {
+		text := strings.Replace(minimalConfig, "policy:\n  paths: [rego]\n", "policy:\n  bundle: {url: \""+url+"\", token_file: token}\n", 1)
+		if _, err := ParseConfig([]byte(text), ""); err != nil {
+			t.Errorf("ParseConfig with an unsigned bundle from %s: %v, want it accepted on loopback", url, err)
+		}
 	}
 }

@@ -240,8 +240,8 @@ func (g *Gateway) refreshBundle(ctx context.Context, src *policySource, trigger 
 
 // installBundle verifies the archive raw, compiles its policy and puts
 // the policy, and for the enforced policy with allowlist.from_bundle the
-// allow-list, in force. save keeps the archive for restarts. b.mu must be
-// held.
+// allow-list, in force. save is set for a bundle from the bundle server,
+// which is kept for restarts. b.mu must be held.
 func (g *Gateway) installBundle(ctx context.Context, src *policySource, raw []byte, etag, trigger string, save bool) error {
 	b := src.bundle
 	parsed, err := bundle.Read(raw, b.verifier, b.maxBytes)
@@ -280,7 +280,12 @@ func (g *Gateway) installBundle(ctx context.Context, src *policySource, raw []by
 	g.installEngine(ctx, src, engine, trigger, keyKeyID, parsed.KeyID)
 	g.reloadMu.Unlock()
 
-	b.etag, b.failedETag = etag, ""
+	b.etag = etag
+	if save {
+		// A bundle from the saved file leaves the entity tag of a server
+		// bundle rejected at start in place, so polls do not fetch it again.
+		b.failedETag = ""
+	}
 	if save && b.savePath != "" {
 		if err := bundle.Save(b.savePath, raw); err != nil {
 			g.log.WarnContext(ctx, "bundle not saved; a restart while the bundle server is down starts on an older one",

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -44,6 +46,11 @@ type shadowOutcome struct {
 type shadowOutcomes struct {
 	mu       sync.Mutex // guards byRecord
 	byRecord map[*decisionlog.Record]*shadowOutcome
+
+	// timedOut is set once a shadow decision of the exchange ran past
+	// policy.shadow.timeout. The exchange's later items are then not
+	// shadowed, so that the candidate delays an exchange once at most.
+	timedOut atomic.Bool
 }
 
 func (s *shadowOutcomes) put(rec *decisionlog.Record, outcome *shadowOutcome) {
@@ -89,27 +96,18 @@ func (g *Gateway) decide(ctx context.Context, ex *exchange, kind policy.Kind, in
 }
 
 // decideShadow evaluates the shadow policy and counts its outcome. A
-// panic in the evaluation is recovered and recorded as an error.
+// panic in the evaluation is recovered and recorded as an error, and so
+// is an evaluation that runs past policy.shadow.timeout, which is stopped.
 func (g *Gateway) decideShadow(ctx context.Context, ex *exchange, set *policySet, kind policy.Kind, input any, rec *decisionlog.Record,
 	enforced policy.Decision, enforcedErr error) {
 	outcome := &shadowOutcome{Revision: set.shadow.Revision()}
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				outcome.Outcome, outcome.Error = shadowError, fmt.Sprintf("shadow evaluation panicked: %v", r)
-			}
-		}()
-		decision, err := set.shadow.Decide(ctx, kind, input)
-		switch {
-		case err != nil:
-			outcome.Outcome, outcome.Error = shadowError, err.Error()
-		case decision.Allow:
-			outcome.Outcome = shadowWouldAllow
-		default:
-			outcome.Outcome = shadowWouldDeny
-		}
-		outcome.Allow, outcome.Reasons, outcome.Result = decision.Allow, decision.Reasons, decision.Result
-	}()
+	timeout := g.cfg.Policy.Shadow.Timeout
+	if ex.shadows.timedOut.Load() {
+		outcome.Outcome = shadowError
+		outcome.Error = fmt.Sprintf("not evaluated: an earlier shadow decision of this exchange ran past policy.shadow.timeout (%s)", timeout)
+	} else {
+		g.evaluateShadow(ctx, ex, set, kind, input, timeout, outcome)
+	}
 	if outcome.Outcome == shadowError {
 		outcome.Allow, outcome.Reasons, outcome.Result = false, []string{}, nil
 	}
@@ -134,6 +132,34 @@ func (g *Gateway) decideShadow(ctx context.Context, ex *exchange, set *policySet
 		}
 		g.counters.shadowDisagreements.Add(ctx, 1, metric.WithAttributes(kindAttr, attribute.String("enforced", enforcedOutcome)))
 	}
+}
+
+// evaluateShadow runs the shadow policy on input within timeout and fills
+// outcome with its decision or its error.
+func (g *Gateway) evaluateShadow(ctx context.Context, ex *exchange, set *policySet, kind policy.Kind, input any,
+	timeout time.Duration, outcome *shadowOutcome) {
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			outcome.Outcome, outcome.Error = shadowError, fmt.Sprintf("shadow evaluation panicked: %v", r)
+		}
+	}()
+	decision, err := set.shadow.Decide(ctx, kind, input)
+	switch {
+	case err != nil && ctx.Err() != nil && parent.Err() == nil:
+		ex.shadows.timedOut.Store(true)
+		outcome.Outcome = shadowError
+		outcome.Error = fmt.Sprintf("stopped: the shadow decision ran past policy.shadow.timeout (%s)", timeout)
+	case err != nil:
+		outcome.Outcome, outcome.Error = shadowError, err.Error()
+	case decision.Allow:
+		outcome.Outcome = shadowWouldAllow
+	default:
+		outcome.Outcome = shadowWouldDeny
+	}
+	outcome.Allow, outcome.Reasons, outcome.Result = decision.Allow, decision.Reasons, decision.Result
 }
 
 // counterOutcome turns an outcome into a metric attribute value, such as

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
 	"github.com/bordergate/bordergate/gateway/decisionlog"
@@ -251,5 +253,90 @@ func TestExchangeKeepsItsPolicySet(t *testing.T) {
 	_, pdu, _, forwarded := tg.sendRecords("after")
 	if forwarded || pdu.Allow {
 		t.Errorf("next exchange: forwarded = %v, PDU allow = %v; want the reloaded policy, which denies", forwarded, pdu.Allow)
+	}
+}
+
+// slowShadowGateway starts a gateway whose candidate PDU rule waits for a
+// loopback server that answers only after hold, and returns the number
+// of calls that reached the server.
+func slowShadowGateway(t *testing.T, shadowConfig string, hold time.Duration) (*testGateway, *atomic.Int64) {
+	t.Helper()
+	calls := &atomic.Int64{}
+	released := make(chan struct{})
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		select {
+		case <-time.After(hold):
+		case <-released:
+		case <-r.Context().Done():
+		}
+		_, _ = w.Write([]byte("{}"))
+	}))
+	t.Cleanup(func() {
+		close(released)
+		server.Close()
+	})
+	tg := startShadowGateway(t, "    paths: [candidate]\n"+shadowConfig, "{}")
+	writeFile(t, tg.dir+"/candidate", "pdu.rego", fmt.Sprintf(`package bordergate.pdu
+
+decision := {"allow": true, "reasons": []} if {
+	http.send({"method": "get", "url": %q, "timeout": "60s"})
+}
+`, server.URL))
+	if err := tg.gw.Reload(t.Context()); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	return tg, calls
+}
+
+func TestShadowSlowCandidateTimesOut(t *testing.T) {
+	tg, _ := slowShadowGateway(t, "", 10*time.Second)
+	start := time.Now()
+	_, pdu, _, forwarded := tg.sendRecords("slow1")
+	elapsed := time.Since(start)
+
+	if !forwarded || !pdu.Allow {
+		t.Fatalf("forwarded = %v, PDU allow = %v; a slow shadow policy must not change the outcome", forwarded, pdu.Allow)
+	}
+	if elapsed > 3*time.Second {
+		t.Errorf("/send took %s with a candidate that waits 10s, want the default shadow time limit of %s to stop it",
+			elapsed.Round(time.Millisecond), DefaultShadowTimeout)
+	}
+	s := shadowOf(pdu)
+	if s["outcome"] != shadowError || !strings.Contains(fmt.Sprint(s["error"]), "policy.shadow.timeout") {
+		t.Errorf("PDU shadow = %v, want an error naming policy.shadow.timeout", s)
+	}
+	if got := tg.metric(`bordergate_shadow_decisions_total{kind="pdu",outcome="error"}`); got != "1" {
+		t.Errorf("PDU shadow errors = %s, want 1", got)
+	}
+}
+
+func TestShadowTimeoutSkipsRestOfExchange(t *testing.T) {
+	tg, calls := slowShadowGateway(t, "    timeout: 300ms\n", 10*time.Second)
+	var pdus []canonicaljson.Value
+	for i := range 4 {
+		pdus = append(pdus, tg.event("m.room.message", fmt.Sprintf(`{"body":"m%d","msgtype":"m.text"}`, i), 5+i))
+	}
+	start := time.Now()
+	resp, answer := tg.request(http.MethodPut, "/_matrix/federation/v1/send/slow2", transactionBody(pdus, typingEDU))
+	elapsed := time.Since(start)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("send: status %d, answer %v", resp.StatusCode, answer)
+	}
+	// The PDUs may be decided at once, so each may start its wait, but
+	// none waits after the first has used up the exchange's time.
+	if elapsed > 2*time.Second {
+		t.Errorf("/send of 4 PDUs took %s with a shadow time limit of 300ms, want the limit spent once per exchange", elapsed.Round(time.Millisecond))
+	}
+	if n := calls.Load(); n > 4 {
+		t.Errorf("candidate evaluated %d times, want at most once per PDU", n)
+	}
+	for _, rec := range tg.records() {
+		if rec.Path != "bordergate/pdu/decision" || rec.Matrix == nil || rec.Matrix.TxnID != "slow2" {
+			continue
+		}
+		if s := shadowOf(rec); s["outcome"] != shadowError {
+			t.Errorf("PDU %s shadow = %v, want an error", rec.Matrix.EventID, s)
+		}
 	}
 }

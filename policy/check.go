@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/types"
 )
 
 // Problem is one error that Check found in a policy.
@@ -138,6 +140,7 @@ func decisionProblems(compiler *ast.Compiler) []Problem {
 			})
 			continue
 		}
+		shapeOK := true
 		for _, rule := range rules {
 			message := ""
 			switch {
@@ -148,14 +151,52 @@ func decisionProblems(compiler *ast.Compiler) []Problem {
 			default:
 				continue
 			}
-			problem := Problem{Code: ProblemDecision, Message: message}
-			if rule.Location != nil {
-				problem.File, problem.Row, problem.Col = rule.Location.File, rule.Location.Row, rule.Location.Col
-			}
-			problems = append(problems, problem)
+			shapeOK = false
+			problems = append(problems, ruleProblem(rule, message))
+		}
+		if typ := compiler.TypeEnv.Get(ast.MustParseRef(name)); shapeOK && !mayBeObject(typ) {
+			first := slices.MinFunc(rules, func(a, b *ast.Rule) int { return a.Location.Compare(b.Location) })
+			problems = append(problems, ruleProblem(first, fmt.Sprintf(
+				`%s is of type %s, expected a decision object such as {"allow": true, "reasons": []}`, name, types.Sprint(typ))))
 		}
 	}
 	return problems
+}
+
+// ruleProblem returns a decision problem located at rule.
+func ruleProblem(rule *ast.Rule, message string) Problem {
+	problem := Problem{Code: ProblemDecision, Message: message}
+	if rule.Location != nil {
+		problem.File, problem.Row, problem.Col = rule.Location.File, rule.Location.Row, rule.Location.Col
+	}
+	return problem
+}
+
+// mayBeObject reports whether a value of the type that the compiler
+// inferred may be an object. A type it could not infer may be anything.
+func mayBeObject(typ types.Type) bool {
+	switch typ := typ.(type) {
+	case nil, *types.Object:
+		return true
+	case types.Any:
+		return len(typ) == 0 || slices.ContainsFunc(typ, mayBeObject)
+	default:
+		return false
+	}
+}
+
+// problemsError joins problems into one error, one problem a line, each
+// after its location when it has one.
+func problemsError(problems []Problem) error {
+	errs := make([]error, len(problems))
+	for i, p := range problems {
+		if location := p.Location(); location != "" {
+			errs[i] = errors.New(location + ": " + p.Message)
+		} else {
+			errs[i] = errors.New(p.Message)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func sortProblems(problems []Problem) []Problem {

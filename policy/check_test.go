@@ -81,6 +81,18 @@ func TestCheckProblems(t *testing.T) {
 			},
 		},
 		{
+			name: "decision is not an object",
+			files: map[string]string{
+				"request.rego": requestDecision,
+				"pdu.rego":     "package bordergate.pdu\n\ndecision := input.pdu.type == \"m.room.message\"\n",
+				"edu.rego":     "package bordergate.edu\n\ndecision := [\"allow\"]\n",
+			},
+			want: []Problem{
+				{File: "edu.rego", Row: 3, Col: 1, Code: ProblemDecision, Message: `data.bordergate.edu.decision is of type array<string>, expected a decision object such as {"allow": true, "reasons": []}`},
+				{File: "pdu.rego", Row: 3, Col: 1, Code: ProblemDecision, Message: `data.bordergate.pdu.decision is of type boolean, expected a decision object such as {"allow": true, "reasons": []}`},
+			},
+		},
+		{
 			name: "error in a test file",
 			files: map[string]string{
 				"request.rego":      requestDecision,

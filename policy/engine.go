@@ -97,6 +97,11 @@ func build(ctx context.Context, modules map[string]*ast.Module, data map[string]
 	if compiler.Compile(modules); compiler.Failed() {
 		return nil, &LoadError{Stage: StageCompile, Err: fmt.Errorf("compile policy: %w", compiler.Errors)}
 	}
+	// A set or function decision rule compiles, but no input would get a
+	// decision object from it, so every item of its kind would be denied.
+	if problems := decisionProblems(compiler); len(problems) > 0 {
+		return nil, &LoadError{Stage: StageDecisionRule, Err: problemsError(sortProblems(problems))}
+	}
 
 	store := newStore(data)
 	hook := printHook{logger: logger}

@@ -440,8 +440,9 @@ func TestDecideInvalidResults(t *testing.T) {
 			message: "decide request: decision is undefined",
 		},
 		{
+			// The compiler cannot type the value, so the policy loads.
 			name:    "not an object",
-			body:    "decision := true",
+			body:    "decision := json.unmarshal(\"true\")",
 			wantErr: ErrInvalidDecision,
 			message: "decide request: invalid decision: result is a boolean, expected an object",
 		},

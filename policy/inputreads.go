@@ -155,18 +155,27 @@ type readCollector struct {
 	// aliases maps a variable to the input paths that it was unified with.
 	aliases map[ast.Var][][]*string
 	// printed are the variables that the compiler made for the arguments
-	// of print calls.
+	// of print calls: those that a print call reads and that occur only
+	// there and where they are set.
 	printed map[ast.Var]bool
 	reads   []InputRead
 }
 
 func newReadCollector(rule *ast.Rule) *readCollector {
 	c := &readCollector{aliases: make(map[ast.Var][][]*string), printed: make(map[ast.Var]bool)}
+	occurrences := map[ast.Var]int{}
+	ast.WalkVars(rule, func(name ast.Var) bool {
+		occurrences[name]++
+		return false
+	})
 	ast.WalkExprs(rule, func(expr *ast.Expr) bool {
 		if expr.IsCall() && expr.Operator().String() == printOperator {
 			for _, operand := range expr.Operands() {
 				ast.WalkVars(operand, func(name ast.Var) bool {
-					c.printed[name] = true
+					// A variable that a rule also uses elsewhere, as one
+					// passed to internal.print by hand can be, is read
+					// where it is set.
+					c.printed[name] = occurrences[name] == 2
 					return false
 				})
 			}

@@ -125,6 +125,15 @@ func TestReadMaskedRules(t *testing.T) {
 			not:   []string{"/input/pdu/content/body"},
 		},
 		{
+			name: "value printed by a direct internal.print call and compared",
+			rules: `deny if {
+	bodies := {b | b := input.pdu.content.body}
+	internal.print([bodies])
+	bodies == {"x"}
+}`,
+			read: []string{"/input/pdu/content/body"},
+		},
+		{
 			name:  "value passed to a function",
 			rules: "deny if secret(input.pdu)\n\nsecret(event) if event.content.body == \"x\"",
 			read:  []string{"/input/pdu/content/body", "/input/pdu/type"},

@@ -104,6 +104,34 @@ func TestNewFromModulesErrors(t *testing.T) {
 			[]Module{{Name: "x/request.rego", Source: []byte(valid)}},
 			StageDecisionRule, "policy defines no data.bordergate.pdu.decision rule: add one to package bordergate.pdu",
 		},
+		{
+			// Every PDU decision would fail, which denies all events.
+			"decision rule is a set",
+			[]Module{
+				{Name: "x/request.rego", Source: []byte(valid)},
+				{Name: "x/pdu.rego", Source: []byte("package bordergate.pdu\n\ndecision contains {\"allow\": true, \"reasons\": []}\n")},
+				{Name: "x/edu.rego", Source: []byte(strings.Replace(valid, "request", "edu", 1))},
+			},
+			StageDecisionRule, "x/pdu.rego:3:1: data.bordergate.pdu.decision is a set (contains) rule, expected a rule with a decision object as its value",
+		},
+		{
+			"decision rule is a boolean",
+			[]Module{
+				{Name: "x/request.rego", Source: []byte(valid)},
+				{Name: "x/pdu.rego", Source: []byte("package bordergate.pdu\n\ndefault decision := false\n\ndecision := true if input.pdu.type == \"m.room.message\"\n")},
+				{Name: "x/edu.rego", Source: []byte(strings.Replace(valid, "request", "edu", 1))},
+			},
+			StageDecisionRule, "x/pdu.rego:3:1: data.bordergate.pdu.decision is of type boolean, expected a decision object such as {\"allow\": true, \"reasons\": []}",
+		},
+		{
+			"decision rule is a function",
+			[]Module{
+				{Name: "x/request.rego", Source: []byte(valid)},
+				{Name: "x/pdu.rego", Source: []byte("package bordergate.pdu\n\ndecision(x) := {\"allow\": x, \"reasons\": []}\n")},
+				{Name: "x/edu.rego", Source: []byte(strings.Replace(valid, "request", "edu", 1))},
+			},
+			StageDecisionRule, "x/pdu.rego:3:1: data.bordergate.pdu.decision is a function, expected a rule with a decision object as its value",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

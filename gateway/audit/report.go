@@ -28,18 +28,20 @@ const (
 	// KindBadCheckpoint is a checkpoint whose signature does not verify,
 	// that names an unknown key, or that does not match the chain.
 	KindBadCheckpoint = "bad_checkpoint"
-	// KindMalformed is a complete line that is not a chained record, where
-	// the chain does not continue across it.
+	// KindMalformed is a line that is a complete JSON object without a
+	// valid chain member, or another line that is not a chained record,
+	// where the chain does not continue across it.
 	KindMalformed = "malformed"
 	// KindUnreadable is a file that could not be read to its end, such as
 	// a truncated gzip file.
 	KindUnreadable = "unreadable"
 
-	// KindTornTail is a last line without a newline: a record that a
-	// crash cut short.
+	// KindTornTail is a last line without a newline that is not a whole
+	// JSON object: a record that a crash cut short.
 	KindTornTail = "torn_tail"
 	// KindTornRecord is an incomplete line in the middle of a file, left
-	// by a failed write, with the chain intact around it.
+	// by a failed write, with the chain intact around it. A complete JSON
+	// object is never one.
 	KindTornRecord = "torn_record"
 	// KindChainStart is a chain that starts after seq 1 in the files
 	// given: older files were not given, or were removed.

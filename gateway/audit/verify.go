@@ -144,16 +144,22 @@ func (v *verifier) verifyFile(path string) error {
 // line checks one line.
 func (v *verifier) line(pos Position, line []byte, terminated bool) {
 	link, err := decisionlog.ParseLink(line)
-	hashOK := err == nil && link.Verify(line)
-	if !terminated && !hashOK {
+	switch {
+	case err != nil && json.Valid(line):
+		// A failed write leaves the start of a record, which is never a
+		// whole JSON value, and a whole record ends in its chain member.
+		v.problem(Finding{Kind: KindMalformed, File: pos.File, Line: pos.Line,
+			Message: "the line is a complete JSON object without a valid chain member, so it was added or altered, because a failed write leaves only the start of a record"})
+		return
+	case err != nil && !terminated:
 		v.warning(Finding{Kind: KindTornTail, File: pos.File, Line: pos.Line,
 			Message: "the last line is incomplete, as a crash during a write leaves it; it was never acknowledged as written"})
 		return
-	}
-	if err != nil {
+	case err != nil:
 		v.notRecord(pos)
 		return
 	}
+	hashOK := link.Verify(line)
 	if !terminated {
 		v.warning(Finding{Kind: KindTornTail, File: pos.File, Line: pos.Line, Seq: link.Seq,
 			Message: "the last record is complete but lacks its newline"})

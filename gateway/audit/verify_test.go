@@ -136,12 +136,20 @@ func TestVerifyNamesTampering(t *testing.T) {
 			want: Finding{Kind: KindRemoved, Line: 6, Seq: 7, Message: "(seq 6-6) are missing"},
 		},
 		{
+			name: "line replaced by bytes that are not JSON",
+			tamper: func(_ *testing.T, lines []string, _ *decisionlog.Signer) []string {
+				lines[2] = `{"decision_id":"inserted"`
+				return lines
+			},
+			want: Finding{Kind: KindMalformed, Line: 3, Message: "the chain breaks at it"},
+		},
+		{
 			name: "line replaced by garbage",
 			tamper: func(_ *testing.T, lines []string, _ *decisionlog.Signer) []string {
 				lines[2] = `{"decision_id":"inserted"}`
 				return lines
 			},
-			want: Finding{Kind: KindMalformed, Line: 3, Message: "the chain breaks at it"},
+			want: Finding{Kind: KindMalformed, Line: 3, Message: "complete JSON object without a valid chain member"},
 		},
 	}
 	for _, tc := range cases {
@@ -462,5 +470,114 @@ func TestVerifyRestartWithoutStateRestartsChain(t *testing.T) {
 	}
 	if first := report.Problems[0]; first.Kind != KindRestarted || first.File != path || first.Line != 1 {
 		t.Errorf("first problem = %s, want a restarted chain at %s line 1", first, path)
+	}
+}
+
+// A crash leaves a strict prefix of a record, never a whole JSON object,
+// so a complete object without a chain member was put there by someone
+// else, and audit query would print it as a record.
+func TestVerifyInsertedObjectIsNotTorn(t *testing.T) {
+	forged := `{"decision_id":"forged","timestamp":"2026-03-14T09:00:00Z","path":"bordergate/pdu/decision","matrix":{"origin":"hs1.example.org"},"allow":true,"action":"forward"}`
+	cases := []struct {
+		name   string
+		tamper func(lines []string) string
+		line   int
+	}{
+		{
+			name: "object between two records",
+			tamper: func(lines []string) string {
+				return strings.Join(slices.Insert(lines, 3, forged), "\n") + "\n"
+			},
+			line: 4,
+		},
+		{
+			name: "object with a broken chain member between two records",
+			tamper: func(lines []string) string {
+				return strings.Join(slices.Insert(lines, 3, lines[2]+` `), "\n") + "\n"
+			},
+			line: 4,
+		},
+		{
+			name: "object as the last line without a newline",
+			tamper: func(lines []string) string {
+				return strings.Join(append(lines, forged), "\n")
+			},
+			line: 16,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			signer := newSigner(t)
+			path := filepath.Join(t.TempDir(), "decisions.jsonl")
+			writeLog(t, path, signer, testRecords)
+			if err := os.WriteFile(path, []byte(tc.tamper(readLines(t, path))), 0o600); err != nil {
+				t.Fatal(err)
+			}
+
+			report := verifyFiles(t, signer, path)
+			if report.OK() {
+				t.Fatalf("verification passed, want %s at line %d:\n%s", KindMalformed, tc.line, reportText(t, report))
+			}
+			first := report.Problems[0]
+			if first.Kind != KindMalformed || first.Line != tc.line {
+				t.Errorf("first problem = %s\nwant kind %s at line %d", first, KindMalformed, tc.line)
+			}
+			if !strings.Contains(first.Message, "complete JSON object") {
+				t.Errorf("first problem message = %q, want it to say the line is a complete JSON object", first.Message)
+			}
+		})
+	}
+}
+
+func TestVerifyAlteredLastRecordWithoutNewline(t *testing.T) {
+	signer := newSigner(t)
+	path := filepath.Join(t.TempDir(), "decisions.jsonl")
+	writeLog(t, path, signer, testRecords)
+	lines := readLines(t, path)
+	last := len(lines) - 1
+	lines[last] = strings.Replace(lines[last], `"allow":true`, `"allow":false`, 1)
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	report := verifyFiles(t, signer, path)
+	if report.OK() {
+		t.Fatalf("verification passed, want %s at line %d:\n%s", KindAltered, last+1, reportText(t, report))
+	}
+	if first := report.Problems[0]; first.Kind != KindAltered || first.Line != last+1 {
+		t.Errorf("first problem = %s\nwant kind %s at line %d", first, KindAltered, last+1)
+	}
+}
+
+func TestVerifyRecordAppendedWhileStopped(t *testing.T) {
+	signer := newSigner(t)
+	path := filepath.Join(t.TempDir(), "decisions.jsonl")
+	opts := decisionlog.Options{Path: path, Signer: signer, StatePath: filepath.Join(t.TempDir(), "chain.json")}
+	w := openWriter(t, opts)
+	writeRecords(t, w, "before", 3)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Someone without the key appends a record that continues the chain.
+	lines := readLines(t, path)
+	last, err := decisionlog.ParseLink([]byte(lines[len(lines)-1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := relink(strings.Replace(lines[0], `"before-1"`, `"forged"`, 1), last.Seq+1, last.Hash.String())
+	writeLines(t, path, append(lines, forged))
+
+	w = openWriter(t, opts)
+	writeRecords(t, w, "after", 3)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	report := verifyFiles(t, signer, path)
+	if report.OK() {
+		t.Fatalf("verification passed over a record added while the gateway was stopped:\n%s", reportText(t, report))
+	}
+	if first := report.Problems[0]; first.Kind != KindForked || first.Line != len(lines)+2 {
+		t.Errorf("first problem = %s\nwant kind %s at line %d, the first record after the restart", first, KindForked, len(lines)+2)
 	}
 }

@@ -225,6 +225,12 @@ func checkContents(b *opabundle.Bundle) error {
 	if len(b.WasmModules) > 0 || len(b.PlanModules) > 0 {
 		return reject(ReasonMalformed, "read bundle: the bundle holds Wasm or plan modules, which bordergate does not load; build it from .rego files")
 	}
+	// Records name the bundle "REVISION@sha256:DIGEST", so a revision that
+	// holds the separator or the digest form could pass off another
+	// bundle's digest as this one's.
+	if rev := b.Manifest.Revision; strings.Contains(rev, "@") || strings.HasPrefix(rev, "sha256:") {
+		return reject(ReasonMalformed, "read bundle: the manifest revision %q contains @ or starts with sha256:, which decision records use to show the bundle's digest; build it with another --revision", rev)
+	}
 	if v := b.Manifest.RegoVersion; v != nil && *v != 1 {
 		return reject(ReasonMalformed, "read bundle: the manifest sets rego_version %d; bordergate loads Rego v1 only", *v)
 	}

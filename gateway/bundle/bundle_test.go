@@ -193,6 +193,16 @@ func TestReadRejects(t *testing.T) {
 		},
 		{"not gzip", []byte("plain text"), verifier, ReasonMalformed, "read bundle: not a gzip archive: gzip: invalid header"},
 		{
+			"manifest revision that names a digest",
+			build(t, testbundle.Spec{Signer: a, Revision: "v41@sha256:" + strings.Repeat("ab", 32)}), verifier, ReasonMalformed,
+			`read bundle: the manifest revision "v41@sha256:abab`,
+		},
+		{
+			"manifest revision in the form of a digest",
+			build(t, testbundle.Spec{Signer: a, Revision: "sha256:" + strings.Repeat("ab", 32)}), verifier, ReasonMalformed,
+			`read bundle: the manifest revision "sha256:abab`,
+		},
+		{
 			"no modules", build(t, testbundle.Spec{Signer: a, Modules: map[string]string{}}), verifier, ReasonMalformed,
 			"read bundle: the bundle holds no .rego module other than tests",
 		},

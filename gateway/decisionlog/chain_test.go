@@ -144,15 +144,19 @@ func TestParseStateHostile(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseState([]byte(tc.data))
+			_, _, err := parseState([]byte(tc.data))
 			if err == nil || err.Error() != tc.want {
 				t.Errorf("parseState(%q) error = %v, want %q", tc.data, err, tc.want)
 			}
 		})
 	}
-	h, err := parseState([]byte(`{"seq":42,"hash":"` + hash + "\"}\n"))
-	if err != nil || h.seq != 42 || h.hash.String() != hash {
-		t.Errorf("parseState of a valid state = %+v, %v", h, err)
+	h, stopped, err := parseState([]byte(`{"seq":42,"hash":"` + hash + "\"}\n"))
+	if err != nil || h.seq != 42 || h.hash.String() != hash || stopped {
+		t.Errorf("parseState of a valid state = %+v, stopped %v, %v", h, stopped, err)
+	}
+	h, stopped, err = parseState([]byte(`{"seq":42,"hash":"` + hash + `","stopped":true}` + "\n"))
+	if err != nil || h.seq != 42 || !stopped {
+		t.Errorf("parseState of the state of a clean stop = %+v, stopped %v, %v", h, stopped, err)
 	}
 }
 
@@ -160,7 +164,7 @@ func FuzzParseState(f *testing.F) {
 	f.Add([]byte(`{"seq":42,"hash":"` + strings.Repeat("ab", 32) + `"}`))
 	f.Add([]byte(`{"seq":-1}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		h, err := parseState(data)
+		h, _, err := parseState(data)
 		if err != nil {
 			return
 		}
@@ -437,8 +441,8 @@ func TestOpenWithUnreadableState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h, err := parseState(data); err != nil || h.seq != 2 {
-		t.Errorf("state after Close = %q (%v), want seq 2", data, err)
+	if h, stopped, err := parseState(data); err != nil || h.seq != 2 || !stopped {
+		t.Errorf("state after Close = %q (%v), want seq 2 marked as a clean stop", data, err)
 	}
 }
 
@@ -460,5 +464,104 @@ func TestLastLinkSkipsTornLines(t *testing.T) {
 		if err != nil || !got.chained || !got.verified || got.link.Seq != 2 || got.link.Hash != h.hash {
 			t.Errorf("%s: lastLink = %+v, %v; want record b with seq 2", tc.name, got, err)
 		}
+	}
+}
+
+// A Writer that stopped cleanly ended the file with a checkpoint and
+// synced the head to the state file. Records found after that head at the
+// next start were added while it was stopped: continuing the chain from
+// them would put the next checkpoint's signature over them.
+func TestOpenIgnoresRecordsAddedWhileStopped(t *testing.T) {
+	cases := []struct {
+		name string
+		// forge appends chained lines to lines, the file as the Writer
+		// left it, and returns the new content.
+		forge func(t *testing.T, lines [][]byte) []byte
+	}{
+		{
+			name: "record appended after the final checkpoint",
+			forge: func(t *testing.T, lines [][]byte) []byte {
+				last, err := ParseLink(lines[len(lines)-1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := head{seq: last.Seq, hash: last.Hash}
+				data := bytes.Join(lines, []byte("\n"))
+				data = append(data, '\n')
+				data, _ = h.appendLinked(data, []byte(`{"decision_id":"forged","allow":true}`+"\n"))
+				return data
+			},
+		},
+		{
+			name: "final checkpoint replaced by a record",
+			forge: func(t *testing.T, lines [][]byte) []byte {
+				last, err := ParseLink(lines[len(lines)-1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := head{seq: last.Seq - 1, hash: last.Prev}
+				data := bytes.Join(lines[:len(lines)-1], []byte("\n"))
+				data = append(data, '\n')
+				data, _ = h.appendLinked(data, []byte(`{"decision_id":"forged","allow":true}`+"\n"))
+				return data
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "decisions.jsonl")
+			opts := Options{Path: path, StatePath: filepath.Join(dir, "state", "chain.json"), Signer: testSigner(t)}
+			w, err := Open(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []string{"r1", "r2"} {
+				if err := w.Write(t.Context(), testRecord(id)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			written := links(t, path)
+			stopped := written[len(written)-1]
+
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := bytes.Split(bytes.TrimSuffix(raw, []byte("\n")), []byte("\n"))
+			if err := os.WriteFile(path, tc.forge(t, lines), 0o640); err != nil {
+				t.Fatal(err)
+			}
+
+			w, err = Open(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Write(t.Context(), testRecord("r3")); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			raw, err = os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var next Link
+			for _, line := range bytes.Split(raw, []byte("\n")) {
+				if bytes.Contains(line, []byte(`"decision_id":"r3"`)) {
+					if next, err = ParseLink(line); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if next.Seq != stopped.Seq+1 || next.Prev != stopped.Hash {
+				t.Errorf("record after the restart has seq %d and prev %s; want seq %d linking to the head of the clean stop, %s",
+					next.Seq, next.Prev, stopped.Seq+1, stopped.Hash)
+			}
+		})
 	}
 }

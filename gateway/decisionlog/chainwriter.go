@@ -33,7 +33,10 @@ type pendingLine struct {
 // recoverHead sets the chain head from the end of the open file and from
 // the state file, keeping the further of the two so that the chain never
 // forks. Records that the state file counts but the log file lacks were
-// rotated away or lost, and verification reports their absence.
+// rotated away or lost, and verification reports their absence. After a
+// clean stop, the state file's head is the last record that this Writer
+// wrote, so the chain continues from it even when the log file now ends
+// elsewhere: see pickHead.
 func (w *Writer) recoverHead(statePath string) error {
 	info, err := w.file.Stat()
 	if err != nil {
@@ -64,7 +67,7 @@ func (w *Writer) recoverHead(statePath string) error {
 	}
 	w.chain.state = state
 	if len(data) > 0 {
-		stateHead, err := parseState(data)
+		stateHead, stopped, err := parseState(data)
 		switch {
 		case err != nil && !fromFile.chained:
 			_ = state.close()
@@ -74,7 +77,7 @@ func (w *Writer) recoverHead(statePath string) error {
 			w.logger.Error("decision log chain state unreadable, continuing from the log file",
 				"state_file", statePath, "seq", fileHead.seq, "err", err)
 		default:
-			w.chain.head = w.pickHead(fileHead, stateHead, statePath)
+			w.chain.head = w.pickHead(fileHead, stateHead, stopped, statePath)
 		}
 	}
 	if err := state.replace(w.chain.head); err != nil {
@@ -86,14 +89,30 @@ func (w *Writer) recoverHead(statePath string) error {
 }
 
 // pickHead chooses between the head found in the log file and the one in
-// the state file.
-func (w *Writer) pickHead(fileHead, stateHead head, statePath string) head {
+// the state file. stopped reports that the state file was saved at a clean
+// stop.
+//
+// After a clean stop, a log file that ends in another record than the
+// state's head was written to while the Writer was stopped. Continuing
+// from that record would put the next checkpoint's signature over records
+// that this Writer never wrote, so the chain continues from the state's
+// head instead, and verification reports the records added since as a
+// fork.
+//
+// NOTE: after a crash the state file has no mark of a clean stop, and a
+// log file that goes further than the state is taken as it is: records
+// that another process appended before the restart then join the chain.
+func (w *Writer) pickHead(fileHead, stateHead head, stopped bool, statePath string) head {
 	switch {
 	case stateHead.seq > fileHead.seq:
 		if fileHead.seq > 0 {
 			w.logger.Warn("decision log file ends before the chain state; the records in between are missing from it",
 				"path", w.path, "state_file", statePath, "file_seq", fileHead.seq, "seq", stateHead.seq)
 		}
+		return stateHead
+	case stopped && fileHead != stateHead:
+		w.logger.Error("decision log file changed while the gateway was stopped; the chain continues from the chain state, and verification reports the records added since as a fork",
+			"path", w.path, "state_file", statePath, "file_seq", fileHead.seq, "seq", stateHead.seq)
 		return stateHead
 	case stateHead.seq == fileHead.seq && stateHead.hash != fileHead.hash:
 		w.logger.Error("decision log last record differs from the chain state; the chain continues from the file",
@@ -221,12 +240,13 @@ func (w *Writer) syncState() error {
 	return c.state.sync()
 }
 
-// finishState syncs the final head h to the state file and closes it.
+// finishState syncs the final head h to the state file, marked as the
+// head of a clean stop, and closes the file.
 func (c *chainWriter) finishState(h head) error {
 	if c.state == nil {
 		return nil
 	}
-	err := c.state.save(h)
+	err := c.state.saveStopped(h)
 	if err == nil {
 		err = c.state.sync()
 	}

@@ -88,6 +88,9 @@ func lastNewline(r io.ReaderAt, end int64) (int64, error) {
 type chainState struct {
 	Seq  int64  `json:"seq"`
 	Hash string `json:"hash"`
+	// Stopped is set when the Writer that saved the head stopped cleanly,
+	// so that the head is the last record it wrote.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // stateFile keeps the chain head in a small file outside the log
@@ -120,31 +123,47 @@ func openState(path string) (*stateFile, []byte, error) {
 	return &stateFile{path: path, file: file}, data, nil
 }
 
-// parseState decodes the content of a state file.
-func parseState(data []byte) (head, error) {
+// parseState decodes the content of a state file, and reports whether the
+// Writer that saved it stopped cleanly.
+func parseState(data []byte) (head, bool, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var st chainState
 	if err := decodeOnly(dec, &st); err != nil {
-		return head{}, fmt.Errorf("invalid content: %w", err)
+		return head{}, false, fmt.Errorf("invalid content: %w", err)
 	}
 	if st.Seq < 1 {
-		return head{}, fmt.Errorf("invalid seq %d, want at least 1", st.Seq)
+		return head{}, false, fmt.Errorf("invalid seq %d, want at least 1", st.Seq)
 	}
 	hash, err := ParseHash(st.Hash)
 	if err != nil {
-		return head{}, err
+		return head{}, false, err
 	}
-	return head{seq: st.Seq, hash: hash}, nil
+	return head{seq: st.Seq, hash: hash}, st.Stopped, nil
 }
 
 // save overwrites the state with h, without syncing.
 func (s *stateFile) save(h head) error {
+	return s.write(h, false)
+}
+
+// saveStopped overwrites the state with h and the mark of a clean stop,
+// without syncing. The mark makes the content longer than that of save
+// with the same head, so no stale bytes remain either.
+func (s *stateFile) saveStopped(h head) error {
+	return s.write(h, true)
+}
+
+func (s *stateFile) write(h head, stopped bool) error {
 	s.buf = append(s.buf[:0], `{"seq":`...)
 	s.buf = fmt.Appendf(s.buf, "%d", h.seq)
 	s.buf = append(s.buf, `,"hash":"`...)
 	s.buf = append(s.buf, h.hash.String()...)
-	s.buf = append(s.buf, "\"}\n"...)
+	s.buf = append(s.buf, '"')
+	if stopped {
+		s.buf = append(s.buf, `,"stopped":true`...)
+	}
+	s.buf = append(s.buf, "}\n"...)
 	if _, err := s.file.WriteAt(s.buf, 0); err != nil {
 		return fmt.Errorf("write chain state %s: %w", s.path, err)
 	}

@@ -23,8 +23,12 @@ import (
 
 // Watcher watches a set of paths and reports which of them changed.
 type Watcher struct {
-	fs       *fsnotify.Watcher
-	paths    []string
+	fs    *fsnotify.Watcher
+	paths []string
+	// targets are the paths with symbolic links resolved at the last sync,
+	// in the order of paths, so that changes behind a link are matched to
+	// the path. Run's goroutine owns them after New.
+	targets  []string
 	debounce time.Duration
 	log      *slog.Logger
 }
@@ -97,16 +101,32 @@ func (w *Watcher) Run(ctx context.Context, onChange func(changed []string)) {
 
 // sync adds a watch on each directory that a path needs: the parent of a
 // file, and a directory tree with its parent, so that a tree replaced by a
-// rename is seen too. Watching a directory twice is a no-op in fsnotify.
+// rename is seen too. Behind a symbolic link, it watches the tree that the
+// link points to, or the directory of the file that it points to, as the
+// policy loader reads them. Watching a directory twice is a no-op in
+// fsnotify.
 func (w *Watcher) sync() error {
 	var errs []error
+	w.targets = w.targets[:0]
 	for _, p := range w.paths {
+		target := p
+		if resolved, err := filepath.EvalSymlinks(p); err == nil {
+			target = resolved
+		}
+		w.targets = append(w.targets, target)
+
 		info, err := os.Stat(p)
-		if err == nil && info.IsDir() {
-			errs = append(errs, w.addTree(p))
+		isDir := err == nil && info.IsDir()
+		if isDir {
+			errs = append(errs, w.addTree(target))
 		}
 		if err := w.fs.Add(filepath.Dir(p)); err != nil {
 			errs = append(errs, fmt.Errorf("watch directory of %s: %w", p, err))
+		}
+		if !isDir && target != p {
+			if err := w.fs.Add(filepath.Dir(target)); err != nil {
+				errs = append(errs, fmt.Errorf("watch directory of %s, which %s links to: %w", target, p, err))
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -135,8 +155,9 @@ func (w *Watcher) addTree(root string) error {
 }
 
 // match returns the watched paths that event concerns. An event on a file
-// path counts when it names the file, or a name starting with "..", as the
-// links of a ConfigMap volume do. An event inside a directory tree counts
+// path counts when it names the file or the file that it links to, or a
+// name starting with "..", as the links of a ConfigMap volume do. An event
+// inside a directory tree, or inside the tree that it links to, counts
 // when it names a .rego file, a directory or a ".." name. An event in the
 // parent of a tree counts when it names the tree.
 func (w *Watcher) match(event fsnotify.Event) []string {
@@ -145,13 +166,14 @@ func (w *Watcher) match(event fsnotify.Event) []string {
 	}
 	dir, name := filepath.Dir(event.Name), filepath.Base(event.Name)
 	var matched []string
-	for _, p := range w.paths {
+	for i, p := range w.paths {
+		target := w.targets[i]
 		switch {
-		case event.Name == p:
+		case event.Name == p || event.Name == target:
 			matched = append(matched, p)
 		case dir == filepath.Dir(p) && strings.HasPrefix(name, ".."):
 			matched = append(matched, p)
-		case isWithin(p, event.Name) && relevantInTree(event.Name, name):
+		case (isWithin(p, event.Name) || isWithin(target, event.Name)) && relevantInTree(event.Name, name):
 			matched = append(matched, p)
 		}
 	}

@@ -181,3 +181,58 @@ func TestNewMissingDirectory(t *testing.T) {
 		t.Errorf("New error = %v, want %q", err, want)
 	}
 }
+
+// A deployment that switches releases by replacing a symbolic link, such
+// as rego -> releases/v1, edits the files behind the link.
+func TestWatchTreeBehindSymlink(t *testing.T) {
+	dir := t.TempDir()
+	for _, release := range []string{"v1", "v2"} {
+		if err := os.MkdirAll(filepath.Join(dir, "releases", release), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(dir, "releases", release, "request.rego"), release)
+	}
+	root := filepath.Join(dir, "rego")
+	if err := os.Symlink(filepath.Join("releases", "v1"), root); err != nil {
+		t.Fatal(err)
+	}
+	rec := startWatcher(t, root)
+
+	write(t, filepath.Join(root, "request.rego"), "v1 edited")
+	rec.expect(t, root)
+
+	tmp := filepath.Join(dir, "rego.tmp")
+	if err := os.Symlink(filepath.Join("releases", "v2"), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, root); err != nil {
+		t.Fatal(err)
+	}
+	rec.expect(t, root)
+	// The new release is watched once the report is out.
+	write(t, filepath.Join(dir, "releases", "v2", "request.rego"), "v2 edited")
+	rec.expect(t, root)
+}
+
+func TestWatchFileBehindSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "shared", "policy-data.yaml")
+	if err := os.Mkdir(filepath.Dir(target), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, target, "a: 1")
+	etc := filepath.Join(dir, "etc")
+	if err := os.Mkdir(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(etc, "policy-data.yaml")
+	if err := os.Symlink(target, file); err != nil {
+		t.Fatal(err)
+	}
+	rec := startWatcher(t, file)
+
+	write(t, target, "a: 2")
+	rec.expect(t, file)
+	write(t, filepath.Join(filepath.Dir(target), "other.yaml"), "x")
+	rec.expectNone(t)
+}
