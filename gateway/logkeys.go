@@ -26,6 +26,7 @@ const (
 	keyRoomVersion = "room_version"
 	keyServerName  = "server_name"
 	keyServerNames = "server_names"
+	keyStack       = "stack"
 	keySource      = "source"
 	keyStatus      = "status"
 	keySuppressed  = "suppressed"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"sync"
 
 	"github.com/bordergate/bordergate/gateway/canonicaljson"
@@ -134,11 +135,29 @@ func (g *Gateway) checkTransactionPDUs(ctx context.Context, ex *exchange, txn *t
 		go func() {
 			defer wg.Done()
 			defer func() { <-workers }()
+			defer g.recoverPDU(ex, i, &outcomes[i])
 			outcomes[i] = g.checkTransactionPDU(ctx, ex, txn, i, raw)
 		}()
 	}
 	wg.Wait()
 	return outcomes
+}
+
+// recoverPDU turns a panic while checking PDU index of a transaction into
+// a refusal of that PDU, so that a fault in one check withholds the
+// transaction instead of crashing the gateway, which an HTTP handler would
+// survive but a goroutine of its own does not.
+func (g *Gateway) recoverPDU(ex *exchange, index int, outcome **itemOutcome) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	reason := fmt.Sprintf("internal error while checking PDU %d of the transaction", index)
+	g.log.Error("PDU check panicked", keyOrigin, ex.origin, keyReason, reason, keyErr, fmt.Sprint(r), keyStack, string(debug.Stack()))
+	rec := g.newRecord(policy.KindPDU, ex)
+	rec.Action, rec.Allow, rec.Error = actionRejected, false, reason
+	rec.Result = map[string]any{"allow": false, "reasons": []string{reason}}
+	*outcome = &itemOutcome{record: rec, reason: reason}
 }
 
 func holdsCreateEvent(pdus []canonicaljson.Value) bool {

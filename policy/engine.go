@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -218,17 +219,37 @@ func (e *Engine) Decide(ctx context.Context, kind Kind, input any) (Decision, er
 	})
 }
 
+// EvaluationTimeout bounds one evaluation of a decision rule. Decisions of
+// the default policy take well under a millisecond; a policy that waits
+// longer, on http.send say, fails and its item is denied.
+const EvaluationTimeout = time.Second
+
+// ErrEvaluationPanic is wrapped by the error of a decision whose evaluation
+// panicked inside Open Policy Agent.
+var ErrEvaluationPanic = errors.New("policy evaluation panicked")
+
 // evaluate converts input and evaluates the prepared query of kind.
-func (e *Engine) evaluate(ctx context.Context, kind Kind, query rego.PreparedEvalQuery, input any) (Decision, error) {
+//
+// A panic inside the evaluation becomes an error, so that the caller denies
+// the item instead of the process crashing, and an evaluation that runs
+// longer than EvaluationTimeout is stopped and fails.
+func (e *Engine) evaluate(ctx context.Context, kind Kind, query rego.PreparedEvalQuery, input any) (decision Decision, err error) {
 	value, err := toValue(input)
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide %s: convert input: %w", kind, err)
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			decision, err = Decision{}, fmt.Errorf("decide %s: %w: %v", kind, ErrEvaluationPanic, r)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, EvaluationTimeout)
+	defer cancel()
 	results, err := query.Eval(ctx, rego.EvalParsedInput(value))
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide %s: evaluate: %w", kind, err)
 	}
-	decision, err := decisionFromResults(results)
+	decision, err = decisionFromResults(results)
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide %s: %w", kind, err)
 	}
