@@ -18,9 +18,9 @@ import (
 	"github.com/bordergate/bordergate/gateway/e2e/testfed"
 )
 
-// checkDenyEntry adds a deny entry for hs1 with bordergate allowlist add
-// and restarts the gateway while the candidate's bundle server is down.
-// Then it edits the allow-list file. The deny entry must stay in force
+// checkDenyEntry adds a deny entry for hs1 with bordergate allowlist add,
+// kills the gateway as a crash would, and starts it again while the
+// candidate's bundle server is down. Then it edits the allow-list file. The deny entry must stay in force
 // through both: the next transaction of hs1 is refused, its record gives
 // the reason, and bob does not receive alice's message. It returns that message's
 // event ID.
@@ -38,10 +38,13 @@ func (lc *lifecycle) checkDenyEntry(t *testing.T, ctx context.Context, first dec
 	}
 	checkDenyListed(t, ctx, gw, lc.tokenFile, revision)
 
-	// The gateway starts on the candidate bundle it kept, because the
-	// bundle server cannot serve it.
+	// Records committed just before a crash may miss the shipping buffer,
+	// as decision-records.md says, so the crash comes once all are
+	// shipped. The gateway then starts on the candidate bundle it kept,
+	// because the bundle server cannot serve it.
+	lc.waitForShipping(t, ctx)
 	lc.bundles.SetFailure(http.StatusServiceUnavailable)
-	if err := gw.Stop(); err != nil {
+	if err := gw.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	restartedAt := time.Now()
@@ -72,7 +75,7 @@ func (lc *lifecycle) checkDenyEntry(t *testing.T, ctx context.Context, first dec
 			rec.Matrix.Origin == testfed.HS1ServerName && !rec.Timestamp.Before(restartedAt)
 	})
 	if err != nil {
-		t.Fatalf("no record of a transaction from hs1 after the restart: %v", err)
+		t.Fatalf("no record of a transaction from hs1 after the crash: %v", err)
 	}
 	if rec.Allow || rec.Action != decisionlog.ActionDenied || rec.Status != http.StatusForbidden {
 		t.Errorf("record %s: allow = %t, action = %q, status = %d; want false, %q, 403",

@@ -15,8 +15,11 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 
 	"github.com/bordergate/bordergate/gateway/decisionlog"
 	"github.com/bordergate/bordergate/gateway/e2e/testfed"
@@ -350,6 +353,64 @@ func (lc *lifecycle) checkMasked(t *testing.T, files []string) {
 	}
 	if messages == 0 {
 		t.Error("no PDU record of a message with an input")
+	}
+}
+
+// watchCreated records the names of the files created in dir, by the
+// gateway or renamed there, until the test ends, and returns a function
+// that lists them.
+func watchCreated(t *testing.T, dir string) func() []string {
+	t.Helper()
+	watcher, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watcher.Add(dir); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var names []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for event := range watcher.Events {
+			if event.Has(fsnotify.Create) {
+				mu.Lock()
+				names = append(names, filepath.Base(event.Name))
+				mu.Unlock()
+			}
+		}
+	}()
+	go func() {
+		for err := range watcher.Errors {
+			t.Errorf("watch %s: %v", dir, err)
+		}
+	}()
+	t.Cleanup(func() {
+		watcher.Close()
+		<-done
+	})
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(names)
+	}
+}
+
+// checkGlobShowsLogsOnly checks that every file created in the log's
+// directory whose name matches decisions*, the glob that the audit
+// commands are documented with, was a decision log file: the log, a file
+// the gateway rotated, or the test's own rotation. A temporary file there
+// would reach audit verify and audit query, which would report it as a
+// damaged or duplicated log.
+func checkGlobShowsLogsOnly(t *testing.T, created []string) {
+	for _, name := range created {
+		if matched, _ := filepath.Match("decisions*", name); !matched {
+			continue
+		}
+		if name != "decisions.jsonl" && name != externalRotation && !rotatedNames.MatchString(name) {
+			t.Errorf("the gateway created %s in the log's directory, which decisions* matches", name)
+		}
 	}
 }
 

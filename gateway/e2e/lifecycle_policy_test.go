@@ -101,9 +101,18 @@ func (lc *lifecycle) checkBrokenEdit(t *testing.T, ctx context.Context, deniedID
 		t.Errorf("record %s: allow = %t, action = %q; want true, %q", msg.DecisionID, msg.Allow, msg.Action, decisionlog.ActionForward)
 	}
 
+	// bordergate check finds the same problem before any restart.
+	_, stderr, err := lc.runStatus(ctx, "check", "--config", gw.ConfigFile)
+	if err == nil || !strings.Contains(stderr, broken+":4: rego_parse_error") {
+		t.Errorf("bordergate check with %s: %v, stderr %q; want a failure naming its parse error", broken, err, stderr)
+	}
+
 	// The fix: the file goes, and the policy reloads to the same revision.
 	if err := os.Remove(broken); err != nil {
 		t.Fatal(err)
+	}
+	if out := lc.run(t, ctx, "check", "--config", gw.ConfigFile); !strings.HasSuffix(out, ": configuration is valid\n") {
+		t.Errorf("bordergate check printed %q, want the configuration valid", out)
 	}
 }
 

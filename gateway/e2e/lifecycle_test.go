@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,8 @@ func TestPolicyLifecycle(t *testing.T) {
 		}
 	})
 
+	created := watchCreated(t, filepath.Dir(lc.fed.GatewayLog))
+
 	start := time.Now()
 	conv, err := testfed.StartConversation(ctx, lc.fed)
 	if err != nil {
@@ -114,7 +117,7 @@ func TestPolicyLifecycle(t *testing.T) {
 	})
 
 	var refused string
-	t.Run("deny entry refuses hs1 across a restart", func(t *testing.T) {
+	t.Run("deny entry refuses hs1 across a crash", func(t *testing.T) {
 		refused = lc.checkDenyEntry(t, ctx, first)
 	})
 
@@ -140,11 +143,23 @@ func TestPolicyLifecycle(t *testing.T) {
 	if err := lc.fed.Gateway.Stop(); err != nil {
 		t.Fatalf("stop the gateway: %v", err)
 	}
-	files, err := testfed.DecisionLogFiles(lc.fed.GatewayLog)
+	// The audit commands get the files as the documentation's glob gives
+	// them.
+	files, err := filepath.Glob(filepath.Join(filepath.Dir(lc.fed.GatewayLog), "decisions*"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("decision log files: %q", baseNames(files))
+	t.Run("log glob matches only decision logs", func(t *testing.T) {
+		checkGlobShowsLogsOnly(t, created())
+		logs, err := testfed.DecisionLogFiles(lc.fed.GatewayLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(files, logs) {
+			t.Errorf("decisions* = %q, want the decision log files %q", baseNames(files), baseNames(logs))
+		}
+	})
 
 	t.Run("audit verify passes", func(t *testing.T) {
 		lc.checkVerifyPasses(t, ctx, files)

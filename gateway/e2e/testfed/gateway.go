@@ -447,6 +447,15 @@ func (gw *Gateway) Stop() error {
 	return gw.proc.stop()
 }
 
+// Kill ends bordergate with SIGKILL, as a crash would, without the
+// clean stop that writes a final checkpoint.
+func (gw *Gateway) Kill() error {
+	if gw.proc == nil {
+		return nil
+	}
+	return gw.proc.kill()
+}
+
 func writeYAML(path string, v any) error {
 	data, err := yaml.Marshal(v)
 	if err != nil {
