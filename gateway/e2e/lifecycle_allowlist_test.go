@@ -52,6 +52,7 @@ func (lc *lifecycle) checkDenyEntry(t *testing.T, ctx context.Context, first dec
 		t.Fatalf("restart the gateway: %v", err)
 	}
 	lc.bundles.SetFailure(0)
+	checkReady(t, ctx, gw)
 	checkDenyListed(t, ctx, gw, lc.tokenFile, revision)
 	table := lc.run(t, ctx, "allowlist", "list", "--source", "api", "--admin-url", gw.AdminURL, "--token-file", lc.tokenFile)
 	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(testfed.HS1ServerName) + ` +deny +api +in force `).MatchString(table) {
@@ -105,6 +106,36 @@ func (lc *lifecycle) checkDenyEntry(t *testing.T, ctx context.Context, first dec
 		t.Errorf("bob's request for %s while hs1 is denied: %v, want 404", eventID, err)
 	}
 	return eventID
+}
+
+// checkReady checks that the admin listener's /readyz reports every
+// check passed.
+func checkReady(t *testing.T, ctx context.Context, gw *testfed.Gateway) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, gw.AdminURL+"/readyz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Ready  bool              `json:"ready"`
+		Checks map[string]string `json:"checks"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("GET /readyz: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK || !body.Ready || len(body.Checks) == 0 {
+		t.Errorf("GET /readyz: status %d, ready %t, checks %v; want 200, true and passed checks", resp.StatusCode, body.Ready, body.Checks)
+	}
+	for name, result := range body.Checks {
+		if result != "ok" {
+			t.Errorf("GET /readyz: check %s = %q, want ok", name, result)
+		}
+	}
 }
 
 // editAllowlistFile renames hs1's administration in the allow-list file,
