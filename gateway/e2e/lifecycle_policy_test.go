@@ -48,9 +48,10 @@ func (lc *lifecycle) checkShadowWouldDeny(t *testing.T, ctx context.Context) dec
 	return rec
 }
 
-// checkDataFileEdit adds reloadedEventType to the policy data file, written
-// in place as cp writes over a file, and checks that the gateway denies the next event of
-// that type under a new policy revision. It returns the event ID.
+// checkDataFileEdit adds reloadedEventType to the policy data file,
+// written in place as cp writes over a file, and checks that the gateway
+// denies the next event of that type under a new policy revision. It
+// returns the event ID.
 func (lc *lifecycle) checkDataFileEdit(t *testing.T, ctx context.Context, first decisionlog.Record) string {
 	gw := lc.fed.Gateway
 	const reloads = `bordergate_reloads_total{source="policy_files"}`
