@@ -38,9 +38,9 @@ func (lc *lifecycle) checkDenyEntry(t *testing.T, ctx context.Context, first dec
 	}
 	checkDenyListed(t, ctx, gw, lc.tokenFile, revision)
 
-	// Records committed just before a crash may miss the shipping buffer,
-	// as decision-records.md says, so the crash comes once all are
-	// shipped. The gateway then starts on the candidate bundle it kept,
+	// Records committed just before a crash may miss the shipping buffer
+	// (a limit that decision-records.md states), so the crash comes once
+	// all are shipped. The gateway then starts on the candidate bundle it kept,
 	// because the bundle server cannot serve it.
 	lc.waitForShipping(t, ctx)
 	lc.bundles.SetFailure(http.StatusServiceUnavailable)
