@@ -215,7 +215,8 @@ func rotatedPattern(path string) *regexp.Regexp {
 
 // uncompressedRotations returns the rotated files beside path that are not
 // compressed yet, and removes the temporary files of compressions that a
-// crash interrupted.
+// crash interrupted: hidden ones, and the unhidden NAME.gz.tmp that
+// earlier versions wrote.
 func uncompressedRotations(path string) ([]string, error) {
 	dir := filepath.Dir(path)
 	entries, err := os.ReadDir(dir)
@@ -226,7 +227,7 @@ func uncompressedRotations(path string) ([]string, error) {
 	var found []string
 	for _, e := range entries {
 		name := e.Name()
-		if trimmed, ok := strings.CutSuffix(name, ".gz.tmp"); ok && pattern.MatchString(trimmed) {
+		if trimmed, ok := strings.CutSuffix(strings.TrimPrefix(name, "."), ".gz.tmp"); ok && pattern.MatchString(trimmed) {
 			_ = os.Remove(filepath.Join(dir, name))
 			continue
 		}
@@ -263,6 +264,15 @@ func (r *rotator) stop() {
 	}
 }
 
+// compressTempName returns the temporary file that path is compressed
+// into. It is hidden, so that a shell glob of the log's name, such as the
+// decisions* that the audit commands are documented with, never passes a
+// partial compressed file to them.
+func compressTempName(path string) string {
+	dir, base := filepath.Split(path)
+	return filepath.Join(dir, "."+base+".gz.tmp")
+}
+
 // compressFile gzips path to path.gz through a temporary file, syncs it,
 // and removes path.
 func compressFile(path string) error {
@@ -276,7 +286,7 @@ func compressFile(path string) error {
 		return err
 	}
 
-	tmp := path + ".gz.tmp"
+	tmp := compressTempName(path)
 	dst, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, info.Mode().Perm())
 	if err != nil {
 		return err

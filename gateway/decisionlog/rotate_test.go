@@ -37,6 +37,25 @@ func TestRotatedName(t *testing.T) {
 	}
 }
 
+func TestCompressTempNameHidden(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "decisions-20260314T082653Z.jsonl")
+	tmp := compressTempName(path)
+	if filepath.Dir(tmp) != dir {
+		t.Errorf("temporary file %s is not beside %s, so the rename into place could cross file systems", tmp, path)
+	}
+	if want := ".decisions-20260314T082653Z.jsonl.gz.tmp"; filepath.Base(tmp) != want {
+		t.Errorf("temporary file = %s, want %s", filepath.Base(tmp), want)
+	}
+	// A shell leaves a name that starts with a dot out of a pattern that
+	// does not, and filepath.Match does not know this rule.
+	for _, glob := range []string{"decisions*", "decisions-*", "decisions-*.jsonl*"} {
+		if matched, err := filepath.Match(glob, filepath.Base(tmp)); err != nil || matched {
+			t.Errorf("glob %s matches the temporary file %s (err %v)", glob, filepath.Base(tmp), err)
+		}
+	}
+}
+
 func TestWriterRotatesByAge(t *testing.T) {
 	dir := t.TempDir()
 	w, path := openTest(t, Options{Path: filepath.Join(dir, "decisions.jsonl"), Rotation: Rotation{MaxAge: 30 * time.Millisecond}}, nil)
@@ -76,9 +95,14 @@ func TestWriterCompressesLeftoverRotations(t *testing.T) {
 	if err := os.WriteFile(leftover, []byte(validLine1+"\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	stale := leftover + ".gz.tmp"
-	if err := os.WriteFile(stale, []byte("partial"), 0o640); err != nil {
-		t.Fatal(err)
+	// A crash during a compression leaves its temporary file, hidden, or
+	// unhidden from versions before the hidden name.
+	stale := compressTempName(leftover)
+	staleUnhidden := leftover + ".gz.tmp"
+	for _, path := range []string{stale, staleUnhidden} {
+		if err := os.WriteFile(path, []byte("partial"), 0o640); err != nil {
+			t.Fatal(err)
+		}
 	}
 	unrelated := filepath.Join(dir, "notes.jsonl")
 	if err := os.WriteFile(unrelated, nil, 0o640); err != nil {
@@ -90,7 +114,7 @@ func TestWriterCompressesLeftoverRotations(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, removed := range []string{leftover, stale} {
+	for _, removed := range []string{leftover, stale, staleUnhidden} {
 		if _, err := os.Stat(removed); !os.IsNotExist(err) {
 			t.Errorf("%s still exists (%v)", removed, err)
 		}

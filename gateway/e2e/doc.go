@@ -7,9 +7,8 @@
 //
 // Each test keeps its configuration, databases and logs in a temporary
 // directory that is removed unless the test fails. Set BORDERGATE_E2E_DIR to
-// keep them under that directory instead. TestInboundGateway and
-// TestTwoGateways build ./cmd/bordergate unless BORDERGATE_E2E_BIN names a
-// binary to test.
+// keep them under that directory instead. The tests that run bordergate
+// build ./cmd/bordergate unless BORDERGATE_E2E_BIN names a binary to test.
 //
 // Run the tests with -count=1. The test binary does not import the gateway
 // package, so go test would otherwise reuse a cached result after the gateway

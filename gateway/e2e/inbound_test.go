@@ -200,8 +200,9 @@ func pduRecords(records []decisionlog.Record, eventID string) []decisionlog.Reco
 	return matches
 }
 
-// checkForwarded checks that the gateway allowed and forwarded eventID.
-func checkForwarded(t *testing.T, fed *testfed.Federation, eventID string) {
+// requirePDURecords returns the PDU records of eventID, which must be in
+// the log already.
+func requirePDURecords(t *testing.T, fed *testfed.Federation, eventID string) []decisionlog.Record {
 	t.Helper()
 	records, err := fed.Decisions()
 	if err != nil {
@@ -211,7 +212,13 @@ func checkForwarded(t *testing.T, fed *testfed.Federation, eventID string) {
 	if len(matches) == 0 {
 		t.Fatalf("no PDU record for %s", eventID)
 	}
-	for _, rec := range matches {
+	return matches
+}
+
+// checkForwarded checks that the gateway allowed and forwarded eventID.
+func checkForwarded(t *testing.T, fed *testfed.Federation, eventID string) {
+	t.Helper()
+	for _, rec := range requirePDURecords(t, fed, eventID) {
 		if !rec.Allow {
 			t.Errorf("record %s: allow = false, want true; reasons %q", rec.DecisionID, testfed.DecisionReasons(rec))
 		}

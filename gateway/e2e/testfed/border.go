@@ -84,6 +84,7 @@ func (fed *Federation) startTwoGateways(ctx context.Context, opts Options, env d
 	spec2.peerName, spec2.peerAddress = HS1ServerName, gateway1InboundAddr
 	spec2.outbound = &outboundSpec{transparentListen: gateway2TransparentAddr, interceptCA: intercept2}
 	spec2.dir = filepath.Join(opts.Dir, "gateway2")
+	spec2.configOverlay = opts.GatewayConfig
 	fed.Gateway, err = startGateway(ctx, spec2, fed.log)
 	if fed.Gateway != nil {
 		fed.GatewayLog = fed.Gateway.DecisionLog

@@ -19,7 +19,8 @@ import (
 const decisionPollInterval = 100 * time.Millisecond
 
 // Decisions returns every record of the decision log of fed.Gateway so
-// far. A missing file returns no records.
+// far, rotated files included, in chain order. A missing file returns no
+// records.
 func (fed *Federation) Decisions() ([]decisionlog.Record, error) {
 	if fed.GatewayLog == "" {
 		return nil, errors.New("read decisions: the federation runs without the gateway")
@@ -36,7 +37,8 @@ func (fed *Federation) WaitForDecision(ctx context.Context, match func(decisionl
 	return waitForDecision(ctx, fed.GatewayLog, match)
 }
 
-// Decisions returns every record of the gateway's decision log so far. A
+// Decisions returns every record of the gateway's decision log so far,
+// rotated files included (see [DecisionLogFiles]), in chain order. A
 // missing file returns no records.
 func (gw *Gateway) Decisions() ([]decisionlog.Record, error) {
 	return readDecisions(gw.DecisionLog)
@@ -46,14 +48,6 @@ func (gw *Gateway) Decisions() ([]decisionlog.Record, error) {
 // and returns the first match. Set a deadline on ctx.
 func (gw *Gateway) WaitForDecision(ctx context.Context, match func(decisionlog.Record) bool) (decisionlog.Record, error) {
 	return waitForDecision(ctx, gw.DecisionLog, match)
-}
-
-func readDecisions(path string) ([]decisionlog.Record, error) {
-	records, err := decisionlog.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	return records, err
 }
 
 func waitForDecision(ctx context.Context, path string, match func(decisionlog.Record) bool) (decisionlog.Record, error) {

@@ -45,6 +45,12 @@ type Gateway struct {
 	ConfigFile string
 	// AllowlistFile is the allow-list the configuration points to.
 	AllowlistFile string
+	// PolicyDataFile is the policy data file the configuration points to
+	// (policy.data_file), in JSON.
+	PolicyDataFile string
+	// AdminURL is the base URL of the admin listener, e.g.
+	// "http://127.0.0.1:9448".
+	AdminURL string
 	// DecisionLog is the decision log file (JSON Lines).
 	DecisionLog string
 	// LogFile receives bordergate's standard output and error.
@@ -102,7 +108,10 @@ type gatewaySpec struct {
 	// outbound, when set, makes the gateway carry the guarded homeserver's
 	// outbound federation.
 	outbound *outboundSpec
-	ca       *certs.CA // issues the inbound listener's and the client certificate
+	// configOverlay is merged into the configuration file, see
+	// Options.GatewayConfig.
+	configOverlay map[string]any
+	ca            *certs.CA // issues the inbound listener's and the client certificate
 }
 
 // outboundSpec configures the outbound half of a gateway.
@@ -243,6 +252,7 @@ func (gw *Gateway) writeFiles(spec gatewaySpec) error {
 	}
 
 	dataFile := filepath.Join(spec.dir, "policy-data.json")
+	gw.PolicyDataFile = dataFile
 	denied := spec.deniedEventTypes
 	if denied == nil {
 		denied = []string{ForbiddenEventType}
@@ -302,8 +312,54 @@ func (gw *Gateway) writeFiles(spec gatewaySpec) error {
 		return fmt.Errorf("inbound address %q: %w", spec.listenAddr, err)
 	}
 	config.Admin.Listen = net.JoinHostPort(host, "9448")
-	if err := writeYAML(gw.ConfigFile, config); err != nil {
+	gw.AdminURL = "http://" + config.Admin.Listen
+	if err := writeConfig(gw.ConfigFile, config, spec.configOverlay); err != nil {
 		return fmt.Errorf("write config: %w", err)
+	}
+	return nil
+}
+
+// writeConfig writes config to path with overlay merged into it by
+// [mergeConfig].
+func writeConfig(path string, config gatewayConfig, overlay map[string]any) error {
+	if len(overlay) == 0 {
+		return writeYAML(path, config)
+	}
+	data, err := yaml.Marshal(config)
+	if err != nil {
+		return err
+	}
+	var merged map[string]any
+	if err := yaml.Unmarshal(data, &merged); err != nil {
+		return err
+	}
+	if err := mergeConfig(merged, overlay, ""); err != nil {
+		return err
+	}
+	return writeYAML(path, merged)
+}
+
+// mergeConfig merges overlay into base: a mapping in both is merged key by
+// key, and any other overlay value replaces the base value. A mapping of
+// the harness that the overlay would replace by a scalar or a list is an
+// error, because the overlay then most likely misspells a path. prefix is
+// the dotted path of base, for errors.
+func mergeConfig(base, overlay map[string]any, prefix string) error {
+	for key, value := range overlay {
+		path := prefix + key
+		sub, isMap := value.(map[string]any)
+		existing, exists := base[key]
+		existingMap, existingIsMap := existing.(map[string]any)
+		switch {
+		case isMap && existingIsMap:
+			if err := mergeConfig(existingMap, sub, path+"."); err != nil {
+				return err
+			}
+		case exists && existingIsMap && !isMap:
+			return fmt.Errorf("config overlay: %s replaces a mapping of the harness's configuration with %T", path, value)
+		default:
+			base[key] = value
+		}
 	}
 	return nil
 }
@@ -389,6 +445,15 @@ func (gw *Gateway) Stop() error {
 		return nil
 	}
 	return gw.proc.stop()
+}
+
+// Kill ends bordergate with SIGKILL, as a crash would, without the
+// clean stop that writes a final checkpoint.
+func (gw *Gateway) Kill() error {
+	if gw.proc == nil {
+		return nil
+	}
+	return gw.proc.kill()
 }
 
 func writeYAML(path string, v any) error {

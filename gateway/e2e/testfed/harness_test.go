@@ -262,23 +262,33 @@ func TestDeclaresModule(t *testing.T) {
 	}
 }
 
-func TestGatewayWriteFiles(t *testing.T) {
+// newGatewayFixture returns the spec of the gateway in front of hs2, with
+// a new test CA, and a Gateway whose files go to the spec's directory, as
+// startGateway prepares them.
+func newGatewayFixture(t *testing.T) (spec gatewaySpec, gw *Gateway, caFile string) {
+	t.Helper()
 	dir := t.TempDir()
 	ca, caFile, err := newTestCA(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	gwDir := filepath.Join(dir, "bordergate")
-	spec := gatewaySpec{
+	spec = gatewaySpec{
 		repoRoot: "/repo", serverName: HS2ServerName, listenAddr: gatewayAddr,
 		upstreamURL: "http://" + hs2HTTPAddr, peerName: HS1ServerName, peerAddress: hs1HTTPSAddr,
 		caFile: caFile, dir: gwDir, logLevel: "debug", ca: ca,
 	}
-	gw := &Gateway{
+	gw = &Gateway{
 		ConfigFile:    filepath.Join(gwDir, "bordergate.yaml"),
 		AllowlistFile: filepath.Join(gwDir, "allowlist.yaml"),
 		DecisionLog:   filepath.Join(gwDir, "decisions.jsonl"),
 	}
+	return spec, gw, caFile
+}
+
+func TestGatewayWriteFiles(t *testing.T) {
+	spec, gw, caFile := newGatewayFixture(t)
+	gwDir := spec.dir
 	if err := gw.writeFiles(spec); err != nil {
 		t.Fatalf("writeFiles: %v", err)
 	}

@@ -95,6 +95,17 @@ func (p *process) stop() error {
 	return nil
 }
 
+// kill sends SIGKILL, as a crash would end the process, and waits until
+// it has exited.
+func (p *process) kill() error {
+	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("kill %s: %w", p.name, err)
+	}
+	<-p.done
+	p.log.Info("process killed", "process", p.name)
+	return nil
+}
+
 // waitUntil calls ready every 100 ms until it returns nil, the process exits
 // or ctx ends. The returned error carries ready's last error, or the exit
 // status and the end of the process log.

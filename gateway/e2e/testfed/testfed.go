@@ -101,6 +101,13 @@ type Options struct {
 	// GatewayLogLevel is bordergate's log.level. Default "debug".
 	GatewayLogLevel string
 
+	// GatewayConfig holds configuration fields that are merged into the
+	// configuration of the gateway in front of hs2, in the form the YAML
+	// file has: nested mappings are map[string]any. A mapping is merged
+	// key by key, and any other value replaces what the harness wrote,
+	// e.g. {"reload": {"debounce": "100ms"}}.
+	GatewayConfig map[string]any
+
 	// DendriteBinDir holds the Dendrite binaries. Default: the cache
 	// directory of [EnsureDendrite], installing them when missing.
 	DendriteBinDir string
@@ -233,6 +240,8 @@ func (fed *Federation) start(ctx context.Context, opts Options, binDir string) e
 		dir:         gatewayDir,
 		logLevel:    opts.gatewayLogLevel(),
 		ca:          fed.CA,
+
+		configOverlay: opts.GatewayConfig,
 	}, fed.log)
 	if fed.Gateway != nil {
 		fed.GatewayLog = fed.Gateway.DecisionLog
