@@ -528,3 +528,47 @@ func copyState(t *testing.T, stateDir string) string {
 	}
 	return copied
 }
+
+// SIGHUP rereads keys_file: a key added there verifies the next list, and a
+// key removed from it no longer vouches for the list in force, which then
+// leaves the allow-list as it would at a restart.
+func TestSignedListKeysReloadOnHangup(t *testing.T) {
+	tg, lists, third, keyA, keyB, _ := signedListSetup(t, OnExpiryFailStatic, "")
+	keysFile := tg.gw.cfg.Allowlist.SignedLists[0].KeysFile
+
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyC := listKey{"2026-c", "EdDSA", priv, pub}
+	writeJWKS(t, keysFile, keyA, keyB, keyC)
+	if err := tg.gw.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	lists.serve(signList(t, keyC, third, time.Now()), http.StatusOK)
+	tg.refreshList()
+	if s := tg.listStatus(); s.KeyID != keyC.kid || s.LastError != "" {
+		t.Fatalf("after adding key C and SIGHUP: status = %+v, want the list signed by %s in force", s, keyC.kid)
+	}
+
+	writeJWKS(t, keysFile, keyA, keyB)
+	if err := tg.gw.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if s := tg.listStatus(); s.State != listStateNotLoaded || s.EntryCount != 0 {
+		t.Errorf("after removing key C and SIGHUP: status = %+v, want not_loaded without entries", s)
+	}
+	if resp, answer := third.request(tg, "GET", profileURI); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("after removing the key of the list in force: status %d, answer %v, want 403", resp.StatusCode, answer)
+	}
+
+	writeFile(t, filepath.Dir(keysFile), filepath.Base(keysFile), "not a JWK Set")
+	if err := tg.gw.Reload(t.Context()); err == nil || !strings.Contains(err.Error(), "keys_file") {
+		t.Errorf("Reload with an invalid keys_file: error = %v, want one naming keys_file", err)
+	}
+	lists.serve(signList(t, keyB, third, time.Now().Add(time.Minute)), http.StatusOK)
+	tg.refreshList()
+	if s := tg.listStatus(); s.KeyID != keyB.kid || s.State != listStateInForce {
+		t.Errorf("after an invalid keys_file: status = %+v, want the keys in force to stay and verify key B", s)
+	}
+}

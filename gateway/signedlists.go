@@ -51,7 +51,6 @@ type signedListSource struct {
 	g          *Gateway
 	cfg        SignedListConfig
 	source     string // "signed:NAME"
-	keys       *signedlist.KeySet
 	client     *http.Client
 	statePath  string // "" without a state directory
 	trigger    chan struct{}
@@ -62,6 +61,7 @@ type signedListSource struct {
 	expired  metric.Int64Gauge
 
 	mu          sync.Mutex // guards the fields below
+	keys        *signedlist.KeySet
 	current     *signedlist.List
 	raw         []byte
 	etag        string
@@ -139,6 +139,47 @@ func (g *Gateway) refreshSignedLists(context.Context) {
 		default:
 		}
 	}
+}
+
+// reloadSignedListKeys rereads the keys_file of every signed list, as
+// SIGHUP does.
+func (g *Gateway) reloadSignedListKeys(ctx context.Context) error {
+	var errs []error
+	for _, list := range g.signedLists {
+		errs = append(errs, list.reloadKeys(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// reloadKeys rereads keys_file. Invalid keys leave the ones in use. When
+// the list in force does not verify with the new keys, because the key
+// that signed it was removed, its entries are withdrawn and the list
+// counts as not loaded, as it would after a restart.
+func (l *signedListSource) reloadKeys(ctx context.Context) error {
+	keys, err := signedlist.LoadKeys(l.cfg.KeysFile)
+	if err != nil {
+		l.g.log.ErrorContext(ctx, "signed list keys not reloaded, the previous ones stay in use",
+			keySource, l.source, keyFile, l.cfg.KeysFile, keyErr, err)
+		return fmt.Errorf("reload allowlist.signed_lists %s keys_file: %w", l.cfg.Name, err)
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.keys = keys
+	if l.current == nil {
+		return nil
+	}
+	if _, err := signedlist.Verify(l.raw, keys); err == nil {
+		return nil
+	}
+	if err := l.g.applySignedList(l.source, nil); err != nil {
+		l.g.log.ErrorContext(ctx, "signed list of a removed key not withdrawn", keySource, l.source, keyErr, err)
+		return fmt.Errorf("withdraw signed list %s: %w", l.cfg.Name, err)
+	}
+	l.g.log.ErrorContext(ctx, "signed list withdrawn, keys_file no longer has the key that signed it",
+		keySource, l.source, "key_id", l.current.KeyID)
+	l.current, l.raw, l.etag, l.withdrawn = nil, nil, "", false
+	return nil
 }
 
 // run refreshes the list every refresh interval, and wakes at the expiry
@@ -296,7 +337,10 @@ func (l *signedListSource) fetch(ctx context.Context) ([]byte, bool, error) {
 // force and within its window, makes it the list in force. A kept copy is
 // taken even when expired in fail_static mode, and is not written again.
 func (l *signedListSource) consider(ctx context.Context, raw []byte, fetched bool) error {
-	list, err := signedlist.Verify(raw, l.keys)
+	l.mu.Lock()
+	keys := l.keys
+	l.mu.Unlock()
+	list, err := signedlist.Verify(raw, keys)
 	if err != nil {
 		return err
 	}
