@@ -346,7 +346,7 @@ func (l *signedListSource) consider(ctx context.Context, raw []byte, fetched boo
 	}
 	now := l.g.now()
 	if err := list.CheckWindow(now); err != nil {
-		expiredCopy := !fetched && errors.Is(err, signedlist.ErrWindow) && !now.Before(list.NotBefore)
+		expiredCopy := !fetched && errors.Is(err, signedlist.ErrExpired)
 		if !expiredCopy || l.cfg.OnExpiry != OnExpiryFailStatic {
 			return err
 		}
