@@ -81,15 +81,15 @@ func NewHandler(opts Options) *Handler {
 	h.route("/healthz", methods{http.MethodGet: h.healthz})
 	h.route("/readyz", methods{http.MethodGet: h.readyz})
 	h.route("/metrics", methods{http.MethodGet: h.metrics})
-	h.route("/v1/allowlist", methods{http.MethodGet: h.authenticated(h.list)})
-	h.route("/v1/allowlist/entries", methods{http.MethodPost: h.authenticated(h.addEntry)})
+	h.route("/v1/allowlist", methods{http.MethodGet: h.authenticated(queryless(h.list))})
+	h.route("/v1/allowlist/entries", methods{http.MethodPost: h.authenticated(queryless(h.addEntry))})
 	h.route("/v1/allowlist/entries/{server_name}", methods{
-		http.MethodPut:    h.authenticated(h.putEntry),
-		http.MethodDelete: h.authenticated(h.removeEntry),
+		http.MethodPut:    h.authenticated(queryless(h.putEntry)),
+		http.MethodDelete: h.authenticated(queryless(h.removeEntry)),
 	})
 	h.route("/v1/allowlist/imports/{name}", methods{
 		http.MethodPut:    h.authenticated(h.importList),
-		http.MethodDelete: h.authenticated(h.deleteImport),
+		http.MethodDelete: h.authenticated(queryless(h.deleteImport)),
 	})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusNotFound, codeUnrecognized, "unknown admin path "+r.URL.Path))
@@ -200,6 +200,19 @@ func (h *Handler) authenticate(r *http.Request) (string, *apiError) {
 	}
 	h.log.WarnContext(r.Context(), "admin request rejected", "reason", reason, "remote_address", r.RemoteAddr, "path", r.URL.Path)
 	return "", apiErr
+}
+
+// queryless wraps next so that a request with query parameters is
+// rejected. The route takes none, and a parameter such as dry_run=true
+// that it ignored would let the change through.
+func queryless(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, apiErr := readQuery(r); apiErr != nil {
+			writeError(w, apiErr)
+			return
+		}
+		next(w, r)
+	}
 }
 
 func principalOf(r *http.Request) string {

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -467,5 +468,59 @@ func TestDeployExampleTokens(t *testing.T) {
 	}
 	if len(tokens) != 2 || tokens[0].Name != "alice" {
 		t.Errorf("tokens = %+v, want alice and ci-pipeline", tokens)
+	}
+}
+
+// A dry run asked for in a spelling other than true must not import: a
+// script that sends dry_run=1 means to change nothing.
+func TestImportDryRunSpellings(t *testing.T) {
+	s := startAdmin(t, testTokens(), nil)
+	policyList := `[{"type": "m.policy.rule.server", "state_key": "a", "event_id": "$a", "content": {"entity": "*.evil.org", "recommendation": "m.ban"}}]`
+	for _, value := range []string{"1", "True", "yes", "", "on"} {
+		t.Run(value, func(t *testing.T) {
+			status, body := s.call("PUT", "/v1/allowlist/imports/bans?format=moderation&dry_run="+value, aliceToken, policyList)
+			wantError(t, status, body, 400, "M_INVALID_PARAM",
+				fmt.Sprintf("invalid dry_run %q (expected dry_run=true to check the list without importing it, or no dry_run)", value))
+			if m := s.store.Match("x.evil.org"); m.Deny != nil {
+				t.Errorf("dry_run=%s imported the list", value)
+			}
+		})
+	}
+	if status, body := s.call("PUT", "/v1/allowlist/imports/bans?format=moderation&dry_run=false", aliceToken, policyList); status != 200 || body["dry_run"] != false {
+		t.Errorf("dry_run=false = %d %v, want 200 and the list imported", status, body)
+	}
+	status, body := s.call("PUT", "/v1/allowlist/imports/bans?format=moderation&dry_run=true&dry_run=false", aliceToken, policyList)
+	wantError(t, status, body, 400, "M_INVALID_PARAM", `query parameter "dry_run" given 2 times (expected it once)`)
+	status, body = s.call("PUT", "/v1/allowlist/imports/bans?format=moderation&dryrun=true", aliceToken, policyList)
+	wantError(t, status, body, 400, "M_INVALID_PARAM",
+		`unknown query parameter "dryrun" on /v1/allowlist/imports/bans (expected only format and dry_run)`)
+}
+
+// Routes that take no query parameters refuse them, so that a dry run
+// asked of a removal does not remove.
+func TestQuerylessRoutes(t *testing.T) {
+	s := startAdmin(t, testTokens(), nil)
+	if status, body := s.call("POST", "/v1/allowlist/entries", aliceToken, `{"server_name": "hs2.example.org", "endpoints": ["*"]}`); status != 201 {
+		t.Fatalf("add = %d %v, want 201", status, body)
+	}
+	tests := []struct{ method, path, body string }{
+		{"GET", "/v1/allowlist?source=api", ""},
+		{"POST", "/v1/allowlist/entries?dry_run=true", `{"server_name": "hs3.example.org", "endpoints": ["*"]}`},
+		{"PUT", "/v1/allowlist/entries/hs2.example.org?dry_run=true", `{"server_name": "hs2.example.org", "endpoints": ["send"]}`},
+		{"DELETE", "/v1/allowlist/entries/hs2.example.org?dry_run=true", ""},
+		{"DELETE", "/v1/allowlist/imports/bans?dry_run=true", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			status, body := s.call(tt.method, tt.path, aliceToken, tt.body)
+			path, query, _ := strings.Cut(tt.path, "?")
+			name, _, _ := strings.Cut(query, "=")
+			wantError(t, status, body, 400, "M_INVALID_PARAM",
+				fmt.Sprintf("unknown query parameter %q on %s (expected no query parameters)", name, path))
+		})
+	}
+	entries, _ := s.store.SourceEntries(store.SourceNameAPI)
+	if len(entries) != 1 || entries[0].ServerName != "hs2.example.org" || entries[0].Endpoints[0] != "*" {
+		t.Errorf("api entries after refused requests = %+v, want hs2.example.org unchanged", entries)
 	}
 }

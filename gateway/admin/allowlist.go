@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -126,15 +129,24 @@ func (h *Handler) importList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusBadRequest, codeInvalidParam, err.Error()))
 		return
 	}
+	query, apiErr := readQuery(r, "format", "dry_run")
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	dryRun, apiErr := parseDryRun(query)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
 	data, apiErr := readBody(w, r, maxImportBytes)
 	if apiErr != nil {
 		writeError(w, apiErr)
 		return
 	}
-	response := ImportResponse{Source: source, DryRun: r.URL.Query().Get("dry_run") == "true",
-		Skipped: []modlist.Report{}, Notices: []modlist.Report{}}
+	response := ImportResponse{Source: source, DryRun: dryRun, Skipped: []modlist.Report{}, Notices: []modlist.Report{}}
 	var entries []store.Entry
-	switch format := r.URL.Query().Get("format"); format {
+	switch format := query["format"]; format {
 	case FormatModeration:
 		result, err := modlist.Parse(data)
 		if err != nil {
@@ -165,6 +177,48 @@ func (h *Handler) importList(w http.ResponseWriter, r *http.Request) {
 	}
 	response.Revision = h.opts.Allowlist.Revision()
 	writeJSON(w, http.StatusOK, response)
+}
+
+// readQuery returns the query parameters of r, each of which must be one
+// of allowed and given at most once. An unknown parameter is an error
+// rather than ignored, so that a misspelt dry_run does not apply a change.
+func readQuery(r *http.Request, allowed ...string) (map[string]string, *apiError) {
+	values, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, newError(http.StatusBadRequest, codeInvalidParam, fmt.Sprintf("invalid query %q: %v", r.URL.RawQuery, err))
+	}
+	expected := "no query parameters"
+	if len(allowed) > 0 {
+		expected = "only " + strings.Join(allowed, " and ")
+	}
+	query := make(map[string]string, len(values))
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		switch {
+		case !slices.Contains(allowed, name):
+			return nil, newError(http.StatusBadRequest, codeInvalidParam,
+				fmt.Sprintf("unknown query parameter %q on %s (expected %s)", name, r.URL.Path, expected))
+		case len(values[name]) > 1:
+			return nil, newError(http.StatusBadRequest, codeInvalidParam,
+				fmt.Sprintf("query parameter %q given %d times (expected it once)", name, len(values[name])))
+		}
+		query[name] = values[name][0]
+	}
+	return query, nil
+}
+
+// parseDryRun reads the dry_run parameter of an import: true, false or
+// absent. Other spellings such as 1 or yes are errors, because taking them
+// for false would apply a change that the client meant to try.
+func parseDryRun(query map[string]string) (bool, *apiError) {
+	value, present := query["dry_run"]
+	switch {
+	case !present || value == "false":
+		return false, nil
+	case value == "true":
+		return true, nil
+	}
+	return false, newError(http.StatusBadRequest, codeInvalidParam,
+		fmt.Sprintf("invalid dry_run %q (expected dry_run=true to check the list without importing it, or no dry_run)", value))
 }
 
 func nonNil(reports []modlist.Report) []modlist.Report {
