@@ -176,6 +176,9 @@ func checkAdminAndLists(cfg *Config) error {
 			return fmt.Errorf("admin.tls: %w", err)
 		}
 	}
+	if err := checkAdminCA(cfg); err != nil {
+		return err
+	}
 	for _, list := range cfg.Allowlist.SignedLists {
 		if _, err := signedlist.LoadKeys(list.KeysFile); err != nil {
 			return fmt.Errorf("allowlist.signed_lists %s: keys_file: %w", list.Name, err)
