@@ -524,3 +524,30 @@ func TestQuerylessRoutes(t *testing.T) {
 		t.Errorf("api entries after refused requests = %+v, want hs2.example.org unchanged", entries)
 	}
 }
+
+// A token file that any local user may write lets any local user add a
+// token of their own, so the gateway refuses it.
+func TestLoadTokensWritableByOthers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.yaml")
+	if err := os.WriteFile(path, []byte("tokens: [{name: alice, sha256: "+HashToken(aliceToken)+"}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o666, 0o602} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadTokens(path)
+		want := fmt.Sprintf("%s: mode %04o lets every local user add a token (run chmod o-w %s)", path, mode, path)
+		if err == nil || err.Error() != want {
+			t.Errorf("LoadTokens() with mode %04o error:\n got %v\nwant %s", mode, err, want)
+		}
+	}
+	for _, mode := range []os.FileMode{0o600, 0o644, 0o660} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadTokens(path); err != nil {
+			t.Errorf("LoadTokens() with mode %04o error = %v, want none", mode, err)
+		}
+	}
+}

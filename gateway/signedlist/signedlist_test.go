@@ -8,6 +8,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -324,5 +327,28 @@ func TestParsePayloadTrailingText(t *testing.T) {
 	}
 	if _, err := ParsePayload([]byte(validPayload + " \n\t")); err != nil {
 		t.Errorf("ParsePayload(valid + white space) error = %v, want none", err)
+	}
+}
+
+// A keys file that any local user may write lets any local user add a
+// signing key and sign lists of their own, so LoadKeys refuses it.
+func TestLoadKeysWritableByOthers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.json")
+	if err := os.WriteFile(path, jwks(t, newEd25519Signer(t, "a")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o646); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadKeys(path)
+	want := fmt.Sprintf("%s: mode 0646 lets every local user add a signing key (run chmod o-w %s)", path, path)
+	if err == nil || err.Error() != want {
+		t.Errorf("LoadKeys() error:\n got %v\nwant %s", err, want)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadKeys(path); err != nil {
+		t.Errorf("LoadKeys() with mode 0644 error = %v, want none", err)
 	}
 }
