@@ -407,3 +407,54 @@ func TestChangesConcurrentReaders(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A deny entry for an IP address applies to every spelling of that
+// address: the server behind [2001:db8:0::bad] is the one behind
+// [2001:db8::bad], and [::ffff:192.0.2.7] reaches 192.0.2.7. Under an allow
+// glob that covers them all, another spelling must not get around the ban.
+func TestDenyMatchesEveryIPSpelling(t *testing.T) {
+	s := newTestStore(t)
+	if err := s.ReplaceAllowlist([]Entry{allowEntry("*"), allowEntry("[2001:db8::1]")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ImportSource("import:bans", []Entry{
+		denyEntry("[2001:db8::bad]", "v6 ban"),
+		denyEntry("[2001:db8:0:0:0:0:0:dead]:8448", "written long"),
+		denyEntry("192.0.2.7", "v4 ban"),
+		denyEntry("198.51.100.*", "v4 glob ban"),
+		denyEntry("[2001:db8:1::*]", "v6 glob ban"),
+	}, "alice"); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		lookup   string
+		wantDeny string
+	}{
+		{"[2001:db8::bad]", "[2001:db8::bad]"},
+		{"[2001:db8:0::bad]", "[2001:db8::bad]"},
+		{"[2001:0db8:0000:0000:0000:0000:0000:0bad]:8448", "[2001:db8::bad]"},
+		{"[2001:DB8::BAD]", "[2001:db8::bad]"},
+		{"[2001:db8::dead]:8448", "[2001:db8:0:0:0:0:0:dead]:8448"},
+		{"[2001:db8::dead]:8449", ""},
+		{"[::ffff:192.0.2.7]", "192.0.2.7"},
+		{"[::ffff:c000:207]:8448", "192.0.2.7"},
+		{"[::ffff:198.51.100.20]", "198.51.100.*"},
+		{"[2001:db8:1:0::5]", "[2001:db8:1::*]"},
+		{"[2001:db8::1]", ""},
+		{"[2001:db8::2]", ""},
+	}
+	for _, tt := range tests {
+		m := s.Match(tt.lookup)
+		got := ""
+		if m.Deny != nil {
+			got = m.Deny.ServerName
+		}
+		if got != tt.wantDeny {
+			t.Errorf("Match(%q).Deny = %q, want %q", tt.lookup, got, tt.wantDeny)
+		}
+		if (m.Allow == nil) == (tt.wantDeny == "") {
+			t.Errorf("Match(%q).Allow = %v, want an allow entry only without a deny entry", tt.lookup, m.Allow)
+		}
+	}
+}
