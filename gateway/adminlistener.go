@@ -43,14 +43,15 @@ func (g *Gateway) openAdmin() error {
 		g.adminTLS, g.adminReloader = config, reloader
 	}
 	g.admin = admin.NewHandler(admin.Options{
-		Allowlist:       adminAllowlist{g},
-		Auth:            auth,
-		Checks:          g.readinessChecks(),
-		Metrics:         g.metrics.Handler(),
-		MetricsNeedAuth: !isLoopback(cfg.Listen),
-		SignedLists:     g.signedListStatus,
-		AuthFailures:    g.metrics.Counter("bordergate_admin_auth_failures", "Admin API requests rejected for missing or invalid authentication, by reason."),
-		Logger:          g.log.With(keyComponent, "admin"),
+		Allowlist:        adminAllowlist{g},
+		Auth:             auth,
+		Checks:           g.readinessChecks(),
+		Metrics:          g.metrics.Handler(),
+		MetricsNeedAuth:  !isLoopback(cfg.Listen),
+		LocalServerNames: g.cfg.ServerNames,
+		SignedLists:      g.signedListStatus,
+		AuthFailures:     g.metrics.Counter("bordergate_admin_auth_failures", "Admin API requests rejected for missing or invalid authentication, by reason."),
+		Logger:           g.log.With(keyComponent, "admin"),
 	})
 	return nil
 }

@@ -45,6 +45,9 @@ type Options struct {
 	// MetricsNeedAuth makes /metrics require authentication, as it does
 	// on a listener that is not on loopback.
 	MetricsNeedAuth bool
+	// LocalServerNames are the gateway's own server names. A moderation
+	// list import skips bans that match one of them.
+	LocalServerNames []string
 	// SignedLists, when not nil, returns the state of the signed lists,
 	// shown by GET /v1/allowlist under signed_lists.
 	SignedLists func() any

@@ -551,3 +551,25 @@ func TestLoadTokensWritableByOthers(t *testing.T) {
 		}
 	}
 }
+
+// An imported moderation list cannot ban the gateway's own server names.
+func TestImportSkipsOwnServerName(t *testing.T) {
+	st := newStore(t)
+	auth, err := NewAuthenticator(testTokens(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(NewHandler(Options{Allowlist: st, Auth: auth, LocalServerNames: []string{"hs.local.example"}}))
+	t.Cleanup(srv.Close)
+	s := &adminServer{t: t, url: srv.URL, store: st, http: srv.Client()}
+
+	policyList := `[{"type": "m.policy.rule.server", "state_key": "a", "event_id": "$a", "content": {"entity": "*.local.example", "recommendation": "m.ban"}}]`
+	status, body := s.call("PUT", "/v1/allowlist/imports/bans?format=moderation", aliceToken, policyList)
+	skipped, _ := body["skipped"].([]any)
+	if status != 200 || body["entry_count"] != 0.0 || len(skipped) != 1 {
+		t.Fatalf("import = %d %v, want 200 with the rule skipped", status, body)
+	}
+	if first, _ := skipped[0].(map[string]any); first["problem"] != `entity "*.local.example" matches the gateway's own server name hs.local.example (expected a rule for other servers)` {
+		t.Errorf("skipped[0] = %v", first)
+	}
+}

@@ -148,7 +148,7 @@ func (h *Handler) importList(w http.ResponseWriter, r *http.Request) {
 	var entries []store.Entry
 	switch format := query["format"]; format {
 	case FormatModeration:
-		result, err := modlist.Parse(data)
+		result, err := modlist.Parse(data, modlist.Options{LocalServerNames: h.opts.LocalServerNames})
 		if err != nil {
 			writeError(w, newError(http.StatusBadRequest, codeInvalidParam, err.Error()))
 			return

@@ -145,6 +145,34 @@ func (s *Store) Match(serverName string) Match {
 	return Match{}
 }
 
+// PatternMatches reports whether an entry with the server_name pattern
+// would match the server name in a lookup, by the rules of [Store.Lookup] for
+// ports and globs, and with an IP address in any spelling, as deny entries
+// match. It reports false when either is not valid.
+func PatternMatches(pattern, name string) bool {
+	entry, err := newServerRow(Entry{ServerName: pattern})
+	if err != nil {
+		return false
+	}
+	parsed, err := parseServerName(name, false)
+	if err != nil {
+		return false
+	}
+	for _, spelling := range []serverName{parsed, parsed.canonical()} {
+		switch {
+		case entry.name.glob:
+			if entry.matches(spelling) {
+				return true
+			}
+		case entry.Canonical == spelling.canonical().key():
+			return true
+		case entry.name.port == 0 && entry.Canonical == spelling.canonical().host:
+			return true
+		}
+	}
+	return false
+}
+
 // Lookup returns the allow-list entry for serverName. It returns false when
 // no allow entry matches, and when a deny entry matches, whatever allow
 // entry would match too (see [Store.Match]). It tries, in order:
