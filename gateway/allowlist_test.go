@@ -486,7 +486,11 @@ func certificatePEM(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-func TestSignedListFromFile(t *testing.T) {
+// signedListFileSetup starts a gateway whose signed list "local" is a
+// file, signed with key A, the only key of its keys_file. It returns the
+// file's path too.
+func signedListFileSetup(t *testing.T) (*testGateway, thirdServer, listKey, listKey, string) {
+	t.Helper()
 	dir := t.TempDir()
 	keyA, keyB := newListKeys(t)
 	writeJWKS(t, filepath.Join(dir, "keys.json"), keyA)
@@ -499,6 +503,11 @@ func TestSignedListFromFile(t *testing.T) {
 		listFile, filepath.Join(dir, "keys.json"))
 	tg := startGateway(t, gatewayOptions{allowlistExtra: config})
 	tg.hs.body = `{}`
+	return tg, third, keyA, keyB, listFile
+}
+
+func TestSignedListFromFile(t *testing.T) {
+	tg, third, keyA, keyB, listFile := signedListFileSetup(t)
 	if resp, _ := third.request(tg, "GET", profileURI); resp.StatusCode != http.StatusOK {
 		t.Fatalf("list from a file: status %d, want 200", resp.StatusCode)
 	}
@@ -570,5 +579,27 @@ func TestSignedListKeysReloadOnHangup(t *testing.T) {
 	tg.refreshList()
 	if s := tg.listStatus(); s.KeyID != keyB.kid || s.State != listStateInForce {
 		t.Errorf("after an invalid keys_file: status = %+v, want the keys in force to stay and verify key B", s)
+	}
+}
+
+// A list file or answer larger than signedlist.MaxBytes is refused after
+// reading one byte more than the limit, whatever its size, so that a list
+// path that names a device or a runaway file cannot exhaust memory.
+func TestSignedListFileTooLarge(t *testing.T) {
+	tg, _, keyA, _, listFile := signedListFileSetup(t)
+	if err := os.Remove(listFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", listFile); err != nil {
+		t.Fatal(err)
+	}
+	tg.refreshList()
+	s := tg.listStatus()
+	want := fmt.Sprintf("read %s: larger than %d bytes", listFile, signedlist.MaxBytes)
+	if s.LastError != want || s.KeyID != keyA.kid {
+		t.Errorf("status = %+v, want the list in force and last_error %q", s, want)
+	}
+	if !strings.Contains(tg.metricsText(), `bordergate_allowlist_signed_list_refresh_failures_total{list="local",reason="fetch"} 1`) {
+		t.Errorf("metrics lack one refresh failure of reason fetch")
 	}
 }

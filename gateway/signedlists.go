@@ -289,7 +289,7 @@ func (l *signedListSource) fail(ctx context.Context, reason string, err error) {
 // as the one last read.
 func (l *signedListSource) fetch(ctx context.Context) ([]byte, bool, error) {
 	if l.cfg.File != "" {
-		raw, err := os.ReadFile(l.cfg.File)
+		raw, err := readListFile(l.cfg.File)
 		if err != nil {
 			return nil, false, err
 		}
@@ -320,7 +320,7 @@ func (l *signedListSource) fetch(ctx context.Context) ([]byte, bool, error) {
 	default:
 		return nil, false, fmt.Errorf("GET %s: status %d", l.cfg.URL, resp.StatusCode)
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, signedlist.MaxBytes+1))
+	raw, err := readList(resp.Body)
 	if err != nil {
 		return nil, false, fmt.Errorf("GET %s: read body: %w", l.cfg.URL, err)
 	}
@@ -331,6 +331,33 @@ func (l *signedListSource) fetch(ctx context.Context) ([]byte, bool, error) {
 		l.pendingETag = resp.Header.Get("ETag")
 	}
 	return raw, unchanged, nil
+}
+
+// readListFile reads a signed list from a file, as readList does.
+func readListFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := readList(f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return raw, nil
+}
+
+// readList reads a signed list, and stops with an error one byte past
+// signedlist.MaxBytes, so that a runaway source cannot exhaust memory.
+func readList(r io.Reader) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, signedlist.MaxBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > signedlist.MaxBytes {
+		return nil, fmt.Errorf("larger than %d bytes", signedlist.MaxBytes)
+	}
+	return raw, nil
 }
 
 // consider verifies raw and, when it is valid, newer than the list in
