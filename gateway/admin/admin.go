@@ -43,7 +43,8 @@ type Options struct {
 	// Metrics serves /metrics.
 	Metrics http.Handler
 	// MetricsNeedAuth makes /metrics require authentication, as it does
-	// on a listener that is not on loopback.
+	// on a listener that is not on loopback, and keeps the reasons of
+	// failed readiness checks for authenticated clients.
 	MetricsNeedAuth bool
 	// LocalServerNames are the gateway's own server names. A moderation
 	// list import skips bans that match one of them.
@@ -131,13 +132,23 @@ func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // readyz runs every check and answers 200 when all pass, 503 otherwise,
-// with the result of each check.
+// with the result of each check. Probes need no authentication, but where
+// metrics do, the reason of a failed check, which may name internal URLs
+// and files, goes only to an authenticated client; others read "failed".
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	detailed := !h.opts.MetricsNeedAuth
+	if !detailed {
+		_, err := h.opts.Auth.Authenticate(r)
+		detailed = err == nil
+	}
 	results := make(map[string]string, len(h.opts.Checks))
 	ready := true
 	for name, check := range h.opts.Checks {
 		if err := check(r.Context()); err != nil {
-			results[name] = err.Error()
+			results[name] = "failed"
+			if detailed {
+				results[name] = err.Error()
+			}
 			ready = false
 			continue
 		}

@@ -573,3 +573,32 @@ func TestImportSkipsOwnServerName(t *testing.T) {
 		t.Errorf("skipped[0] = %v", first)
 	}
 }
+
+// On a listener that is not on loopback, /readyz answers probes without
+// authentication, but keeps the reasons of failed checks, which name
+// internal URLs and files, for authenticated clients.
+func TestReadinessDetailsNeedAuthOffLoopback(t *testing.T) {
+	st := newStore(t)
+	auth, err := NewAuthenticator(testTokens(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string]Check{
+		"policy":            func(context.Context) error { return nil },
+		"signed:federation": func(context.Context) error { return errors.New("GET https://lists.internal:8443/f.jws: status 503") },
+	}
+	srv := httptest.NewServer(NewHandler(Options{Allowlist: st, Auth: auth, Checks: checks, MetricsNeedAuth: true}))
+	t.Cleanup(srv.Close)
+	s := &adminServer{t: t, url: srv.URL, store: st, http: srv.Client()}
+
+	status, body := s.call("GET", "/readyz", "", "")
+	results, _ := body["checks"].(map[string]any)
+	if status != 503 || results["policy"] != "ok" || results["signed:federation"] != "failed" {
+		t.Errorf("readyz without a token = %d %v, want 503 with the failed check named, without its reason", status, body)
+	}
+	status, body = s.call("GET", "/readyz", aliceToken, "")
+	results, _ = body["checks"].(map[string]any)
+	if status != 503 || results["signed:federation"] != "GET https://lists.internal:8443/f.jws: status 503" {
+		t.Errorf("readyz with a token = %d %v, want the reason of the failed check", status, body)
+	}
+}
