@@ -381,6 +381,12 @@ func (l *signedListSource) consider(ctx context.Context, raw []byte, fetched boo
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.keys != keys {
+		// SIGHUP replaced the keys during the verification, and may have
+		// removed the one that signed this list. The next refresh, which
+		// SIGHUP also asks for, verifies it with the new keys.
+		return fmt.Errorf("%w: keys_file reloaded while the list was verified", signedlist.ErrSignature)
+	}
 	if l.current != nil {
 		switch {
 		case list.Issued.Before(l.current.Issued):
