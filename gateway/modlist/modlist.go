@@ -76,11 +76,18 @@ type Report struct {
 	Problem  string `json:"problem"`
 }
 
-// String formats the report as "events[INDEX] (EVENT_ID): PROBLEM".
+// String formats the report as "events[INDEX] (EVENT_ID): PROBLEM". An
+// event ID with a character that is not printable, such as the escape
+// that starts a terminal control sequence, is quoted as a Go string,
+// because it comes from the list's authors and ends on a terminal.
 func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "events[%d]", r.Index)
-	if r.EventID != "" {
+	switch {
+	case r.EventID == "":
+	case strings.IndexFunc(r.EventID, func(c rune) bool { return !unicode.IsPrint(c) }) >= 0:
+		fmt.Fprintf(&b, " (%q)", r.EventID)
+	default:
 		fmt.Fprintf(&b, " (%s)", r.EventID)
 	}
 	b.WriteString(": ")

@@ -241,3 +241,25 @@ func TestParseRepeatedStateKey(t *testing.T) {
 		t.Errorf("Notices:\n got %s\nwant %s", strings.Join(notices, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// The event IDs of a policy list come from its authors, and the import
+// report prints them on the operator's terminal: control characters, such
+// as an escape sequence that rewrites the screen, are printed quoted.
+func TestReportStringQuotesControlCharacters(t *testing.T) {
+	body := `[{"type": "m.policy.rule.server", "state_key": "r", "event_id": "$x\u001b]0;owned\u0007", "content": {"entity": "a.example", "recommendation": "org.example.watch"}}]`
+	result, err := Parse([]byte(body), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(result.Skipped) != 1 {
+		t.Fatalf("Skipped = %v, want one report", result.Skipped)
+	}
+	want := `events[0] ("$x\x1b]0;owned\a"): recommendation "org.example.watch" is not supported (expected m.ban, the only one the Matrix specification defines)`
+	if got := result.Skipped[0].String(); got != want {
+		t.Errorf("String() = %s, want %s", got, want)
+	}
+	plain := Report{Index: 1, EventID: "$abc:example.org", Problem: "p"}
+	if got := plain.String(); got != "events[1] ($abc:example.org): p" {
+		t.Errorf("String() = %s, want the event ID unquoted", got)
+	}
+}
