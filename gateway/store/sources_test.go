@@ -458,3 +458,52 @@ func TestDenyMatchesEveryIPSpelling(t *testing.T) {
 		}
 	}
 }
+
+// Two deny entries for one name: an API ban until a date must not hide,
+// once it has expired, an imported ban without an end. The ban that lasts
+// longer is the one in force, whatever the sources' precedence.
+func TestDenyExpiredDoesNotHideLongerDeny(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := now
+	s, err := New(Options{Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReplaceAllowlist([]Entry{allowEntry("*.example.org")}); err != nil {
+		t.Fatal(err)
+	}
+	until := now.Add(time.Hour)
+	temporary := denyEntry("bad.example.org", "until the incident is closed")
+	temporary.Expires = &until
+	if _, err := s.AddEntry(temporary, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ImportSource("import:bans", []Entry{denyEntry("bad.example.org", "community ban")}, "bob"); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, at := range []time.Time{now, now.Add(2 * time.Hour)} {
+		clock = at
+		m := s.Match("bad.example.org")
+		if m.Deny == nil || m.Allow != nil {
+			t.Errorf("at %s: Match(bad.example.org) = deny %v, allow %v, want a deny entry in force", at, m.Deny, m.Allow)
+		}
+	}
+
+	// Of two bans with an end, the later end wins.
+	later := now.Add(3 * time.Hour)
+	longer := denyEntry("worse.example.org", "longer")
+	longer.Expires = &later
+	shorter := denyEntry("worse.example.org", "shorter")
+	shorter.Expires = &until
+	if _, err := s.AddEntry(shorter, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ImportSource("import:bans", []Entry{denyEntry("bad.example.org", "community ban"), longer}, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	clock = now.Add(2 * time.Hour)
+	if m := s.Match("worse.example.org"); m.Deny == nil || m.Deny.Note != "longer" {
+		t.Errorf("Match(worse.example.org) = deny %v, want the ban that ends later", m.Deny)
+	}
+}
