@@ -66,12 +66,16 @@ func startAdmin(t *testing.T, tokens []Token, checks map[string]Check) *adminSer
 }
 
 // call sends a request with token (none when empty) and returns the status
-// and the decoded body.
+// and the decoded body. A request with a body says it is JSON, as the
+// client does.
 func (s *adminServer) call(method, path, token, body string) (int, map[string]any) {
 	s.t.Helper()
 	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
 	if err != nil {
 		s.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -600,5 +604,46 @@ func TestReadinessDetailsNeedAuthOffLoopback(t *testing.T) {
 	results, _ = body["checks"].(map[string]any)
 	if status != 503 || results["signed:federation"] != "GET https://lists.internal:8443/f.jws: status 503" {
 		t.Errorf("readyz with a token = %d %v, want the reason of the failed check", status, body)
+	}
+}
+
+// A browser that holds an admin client certificate presents it to any page
+// that posts to the admin listener. A form or a script of another site can
+// send a POST with a text/plain body without asking the listener first, so
+// a change needs the JSON media type, which such a request cannot set.
+func TestChangeNeedsJSONMediaType(t *testing.T) {
+	adminCA, err := certs.NewCA("admin CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, roots := tlsAdmin(t, adminCA)
+	client := clientWithCert(t, adminCA, "alice", roots)
+	entry := `{"server_name": "hs9.example.org", "endpoints": ["*"]}`
+
+	for _, contentType := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""} {
+		req, _ := http.NewRequest(http.MethodPost, url+"/v1/allowlist/entries", strings.NewReader(entry))
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		want := fmt.Sprintf("Content-Type %q is not JSON (expected Content-Type: application/json)", contentType)
+		wantError(t, resp.StatusCode, body, http.StatusUnsupportedMediaType, "M_NOT_JSON", want)
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/allowlist/entries", strings.NewReader(entry))
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("POST with application/json = %d, want 201", resp.StatusCode)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -139,6 +140,10 @@ func (h *Handler) importList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
+	if apiErr := checkMediaType(r, append([]string{jsonMediaType}, yamlMediaTypes...)...); apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
 	data, apiErr := readBody(w, r, maxImportBytes)
 	if apiErr != nil {
 		writeError(w, apiErr)
@@ -242,8 +247,32 @@ func (h *Handler) deleteImport(w http.ResponseWriter, r *http.Request) {
 		Skipped: []modlist.Report{}, Notices: []modlist.Report{}})
 }
 
+// jsonMediaType is the media type of a JSON request body.
+const jsonMediaType = "application/json"
+
+// yamlMediaTypes are the media types of a YAML request body.
+var yamlMediaTypes = []string{"application/yaml", "application/x-yaml", "text/yaml"}
+
+// checkMediaType returns an error unless the Content-Type of r is one of
+// accepted. A request body of another type is rejected even when it would
+// parse: a web page can post text/plain, form or multipart bodies across
+// sites without asking the listener first, and a browser attaches the
+// admin client certificate that it holds to them.
+func checkMediaType(r *http.Request, accepted ...string) *apiError {
+	header := r.Header.Get("Content-Type")
+	mediaType, _, err := mime.ParseMediaType(header)
+	if err == nil && slices.Contains(accepted, mediaType) {
+		return nil
+	}
+	return newError(http.StatusUnsupportedMediaType, codeNotJSON,
+		fmt.Sprintf("Content-Type %q is not JSON (expected Content-Type: %s)", header, jsonMediaType))
+}
+
 // readEntry reads and validates the JSON entry of a request body.
 func readEntry(w http.ResponseWriter, r *http.Request) (store.Entry, *apiError) {
+	if apiErr := checkMediaType(r, jsonMediaType); apiErr != nil {
+		return store.Entry{}, apiErr
+	}
 	data, apiErr := readBody(w, r, maxEntryBytes)
 	if apiErr != nil {
 		return store.Entry{}, apiErr

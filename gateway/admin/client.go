@@ -140,10 +140,10 @@ func (c *Client) List(ctx context.Context) (ListResponse, error) {
 func (c *Client) Add(ctx context.Context, entry json.RawMessage, serverName string, replace bool) (EntryResponse, error) {
 	var out EntryResponse
 	if replace {
-		err := c.do(ctx, http.MethodPut, "/v1/allowlist/entries/"+url.PathEscape(serverName), entry, "application/json", &out)
+		err := c.do(ctx, http.MethodPut, "/v1/allowlist/entries/"+url.PathEscape(serverName), entry, jsonMediaType, &out)
 		return out, err
 	}
-	err := c.do(ctx, http.MethodPost, "/v1/allowlist/entries", entry, "application/json", &out)
+	err := c.do(ctx, http.MethodPost, "/v1/allowlist/entries", entry, jsonMediaType, &out)
 	return out, err
 }
 
@@ -162,8 +162,13 @@ func (c *Client) Import(ctx context.Context, name, format string, data []byte, d
 	if dryRun {
 		query.Set("dry_run", "true")
 	}
+	// An allow-list file is YAML, of which JSON is a part.
+	contentType := jsonMediaType
+	if format == FormatAllowlist {
+		contentType = yamlMediaTypes[0]
+	}
 	var out ImportResponse
-	err := c.do(ctx, http.MethodPut, "/v1/allowlist/imports/"+url.PathEscape(name)+"?"+query.Encode(), data, "application/json", &out)
+	err := c.do(ctx, http.MethodPut, "/v1/allowlist/imports/"+url.PathEscape(name)+"?"+query.Encode(), data, contentType, &out)
 	return out, err
 }
 
