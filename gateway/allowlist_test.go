@@ -603,3 +603,24 @@ func TestSignedListFileTooLarge(t *testing.T) {
 		t.Errorf("metrics lack one refresh failure of reason fetch")
 	}
 }
+
+// An authority that signs the list in force again, with a new key or
+// with ECDSA, whose signatures differ each time, publishes the same
+// content under the same issued time. That is no rollback: the list is
+// taken, with the new signature.
+func TestSignedListResignedSameContent(t *testing.T) {
+	tg, lists, third, keyA, keyB, _ := signedListSetup(t, OnExpiryFailStatic, "")
+	issued := time.Now().Add(time.Minute)
+	lists.serve(signList(t, keyB, third, issued), http.StatusOK)
+	tg.refreshList()
+	lists.serve(signList(t, keyB, third, issued), http.StatusOK)
+	tg.refreshList()
+	if s := tg.listStatus(); s.KeyID != keyB.kid || s.LastError != "" {
+		t.Errorf("after the same list signed again with ECDSA: status = %+v, want it taken without error", s)
+	}
+	lists.serve(signList(t, keyA, third, issued), http.StatusOK)
+	tg.refreshList()
+	if s := tg.listStatus(); s.KeyID != keyA.kid || s.LastError != "" {
+		t.Errorf("after the same list signed with another key: status = %+v, want it taken without error", s)
+	}
+}

@@ -392,7 +392,7 @@ func (l *signedListSource) consider(ctx context.Context, raw []byte, fetched boo
 		case list.Issued.Before(l.current.Issued):
 			return fmt.Errorf("issued %s, %w (issued %s); a list may not go back in time",
 				list.Issued.Format(time.RFC3339), errRollback, l.current.Issued.Format(time.RFC3339))
-		case list.Issued.Equal(l.current.Issued) && !bytes.Equal(raw, l.raw):
+		case list.Issued.Equal(l.current.Issued) && !bytes.Equal(list.Payload, l.current.Payload):
 			return fmt.Errorf("issued %s like the list in force, but with other content: %w", list.Issued.Format(time.RFC3339), errRollback)
 		}
 	}

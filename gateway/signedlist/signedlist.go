@@ -67,6 +67,9 @@ type List struct {
 	NotBefore, Expires time.Time
 	// Entries are the validated entries.
 	Entries []store.Entry
+	// Payload is the signed payload as it was read. Two lists with the
+	// same payload say the same thing, whatever their signatures.
+	Payload []byte
 }
 
 // header is the protected header of a signed list.
@@ -160,7 +163,7 @@ func ParsePayload(data []byte) (*List, error) {
 	if p.Issuer == "" {
 		return nil, fmt.Errorf("%w: issuer missing (expected the name of the list's authority)", ErrPayload)
 	}
-	list := &List{Issuer: p.Issuer}
+	list := &List{Issuer: p.Issuer, Payload: bytes.Clone(data)}
 	for _, field := range []struct {
 		name  string
 		value string
