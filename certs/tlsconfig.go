@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
@@ -95,4 +96,29 @@ func LoadCertPool(path string) (*x509.CertPool, error) {
 		pool.AddCert(c)
 	}
 	return pool, nil
+}
+
+// SharedCAs returns the subjects of the certificates that both PEM files
+// hold, in the order of the file at a. Two certificates count as the same
+// CA when they have the same subject and public key, so a CA certificate
+// reissued with its old key is found too.
+func SharedCAs(a, b string) ([]string, error) {
+	first, err := readCertificates(a)
+	if err != nil {
+		return nil, err
+	}
+	second, err := readCertificates(b)
+	if err != nil {
+		return nil, err
+	}
+	var shared []string
+	for _, x := range first {
+		for _, y := range second {
+			if bytes.Equal(x.RawSubject, y.RawSubject) && bytes.Equal(x.RawSubjectPublicKeyInfo, y.RawSubjectPublicKeyInfo) {
+				shared = append(shared, x.Subject.String())
+				break
+			}
+		}
+	}
+	return shared, nil
 }

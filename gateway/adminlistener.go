@@ -29,6 +29,9 @@ func (g *Gateway) openAdmin() error {
 		return fmt.Errorf("admin.token_file: %w", err)
 	}
 	g.adminAuth = auth
+	if err := checkAdminCA(g.cfg); err != nil {
+		return err
+	}
 	if cfg.TLS.CertFile != "" {
 		config, reloader, err := certs.ServerTLSConfigReloading(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile,
 			certs.ServerTLSOptions{ReloadOptions: certs.ReloadOptions{OnError: func(err error) {
@@ -40,15 +43,46 @@ func (g *Gateway) openAdmin() error {
 		g.adminTLS, g.adminReloader = config, reloader
 	}
 	g.admin = admin.NewHandler(admin.Options{
-		Allowlist:       adminAllowlist{g},
-		Auth:            auth,
-		Checks:          g.readinessChecks(),
-		Metrics:         g.metrics.Handler(),
-		MetricsNeedAuth: !isLoopback(cfg.Listen),
-		SignedLists:     g.signedListStatus,
-		AuthFailures:    g.metrics.Counter("bordergate_admin_auth_failures", "Admin API requests rejected for missing or invalid authentication, by reason."),
-		Logger:          g.log.With(keyComponent, "admin"),
+		Allowlist:        adminAllowlist{g},
+		Auth:             auth,
+		Checks:           g.readinessChecks(),
+		Metrics:          g.metrics.Handler(),
+		MetricsNeedAuth:  !isLoopback(cfg.Listen),
+		LocalServerNames: g.cfg.ServerNames,
+		SignedLists:      g.signedListStatus,
+		AuthFailures:     g.metrics.Counter("bordergate_admin_auth_failures", "Admin API requests rejected for missing or invalid authentication, by reason."),
+		Logger:           g.log.With(keyComponent, "admin"),
 	})
+	return nil
+}
+
+// checkAdminCA rejects an admin client CA bundle that shares a CA with a
+// bundle that verifies federation peers. Every peer gateway's client
+// certificate would then authenticate to the allow-list API.
+//
+// NOTE: the check runs at start and in bordergate check. A CA added to
+// the admin bundle later is taken at the next certificate reload unchecked.
+func checkAdminCA(cfg *Config) error {
+	adminCA := cfg.Admin.TLS.ClientCAFile
+	if adminCA == "" {
+		return nil
+	}
+	for _, federation := range []struct{ field, path string }{
+		{"inbound.tls.client_ca_file", cfg.Inbound.TLS.ClientCAFile},
+		{"outbound.federation_ca_file", cfg.Outbound.FederationCAFile},
+	} {
+		if federation.path == "" {
+			continue
+		}
+		shared, err := certs.SharedCAs(adminCA, federation.path)
+		if err != nil {
+			return fmt.Errorf("admin.tls.client_ca_file: compare with %s: %w", federation.field, err)
+		}
+		if len(shared) > 0 {
+			return fmt.Errorf("admin.tls.client_ca_file: %s shares the CA %q with %s %s, so every peer gateway's client certificate would authenticate to the admin API (give admin clients a CA of their own)",
+				adminCA, shared[0], federation.field, federation.path)
+		}
+	}
 	return nil
 }
 

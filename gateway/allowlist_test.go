@@ -486,7 +486,11 @@ func certificatePEM(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-func TestSignedListFromFile(t *testing.T) {
+// signedListFileSetup starts a gateway whose signed list "local" is a
+// file, signed with key A, the only key of its keys_file. It returns the
+// file's path too.
+func signedListFileSetup(t *testing.T) (*testGateway, thirdServer, listKey, listKey, string) {
+	t.Helper()
 	dir := t.TempDir()
 	keyA, keyB := newListKeys(t)
 	writeJWKS(t, filepath.Join(dir, "keys.json"), keyA)
@@ -499,6 +503,11 @@ func TestSignedListFromFile(t *testing.T) {
 		listFile, filepath.Join(dir, "keys.json"))
 	tg := startGateway(t, gatewayOptions{allowlistExtra: config})
 	tg.hs.body = `{}`
+	return tg, third, keyA, keyB, listFile
+}
+
+func TestSignedListFromFile(t *testing.T) {
+	tg, third, keyA, keyB, listFile := signedListFileSetup(t)
 	if resp, _ := third.request(tg, "GET", profileURI); resp.StatusCode != http.StatusOK {
 		t.Fatalf("list from a file: status %d, want 200", resp.StatusCode)
 	}
@@ -527,4 +536,91 @@ func copyState(t *testing.T, stateDir string) string {
 		t.Fatal(err)
 	}
 	return copied
+}
+
+// SIGHUP rereads keys_file: a key added there verifies the next list, and a
+// key removed from it no longer vouches for the list in force, which then
+// leaves the allow-list as it would at a restart.
+func TestSignedListKeysReloadOnHangup(t *testing.T) {
+	tg, lists, third, keyA, keyB, _ := signedListSetup(t, OnExpiryFailStatic, "")
+	keysFile := tg.gw.cfg.Allowlist.SignedLists[0].KeysFile
+
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyC := listKey{"2026-c", "EdDSA", priv, pub}
+	writeJWKS(t, keysFile, keyA, keyB, keyC)
+	if err := tg.gw.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	lists.serve(signList(t, keyC, third, time.Now()), http.StatusOK)
+	tg.refreshList()
+	if s := tg.listStatus(); s.KeyID != keyC.kid || s.LastError != "" {
+		t.Fatalf("after adding key C and SIGHUP: status = %+v, want the list signed by %s in force", s, keyC.kid)
+	}
+
+	writeJWKS(t, keysFile, keyA, keyB)
+	if err := tg.gw.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if s := tg.listStatus(); s.State != listStateNotLoaded || s.EntryCount != 0 {
+		t.Errorf("after removing key C and SIGHUP: status = %+v, want not_loaded without entries", s)
+	}
+	if resp, answer := third.request(tg, "GET", profileURI); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("after removing the key of the list in force: status %d, answer %v, want 403", resp.StatusCode, answer)
+	}
+
+	writeFile(t, filepath.Dir(keysFile), filepath.Base(keysFile), "not a JWK Set")
+	if err := tg.gw.Reload(t.Context()); err == nil || !strings.Contains(err.Error(), "keys_file") {
+		t.Errorf("Reload with an invalid keys_file: error = %v, want one naming keys_file", err)
+	}
+	lists.serve(signList(t, keyB, third, time.Now().Add(time.Minute)), http.StatusOK)
+	tg.refreshList()
+	if s := tg.listStatus(); s.KeyID != keyB.kid || s.State != listStateInForce {
+		t.Errorf("after an invalid keys_file: status = %+v, want the keys in force to stay and verify key B", s)
+	}
+}
+
+// A list file or answer larger than signedlist.MaxBytes is refused after
+// reading one byte more than the limit, whatever its size, so that a list
+// path that names a device or a runaway file cannot exhaust memory.
+func TestSignedListFileTooLarge(t *testing.T) {
+	tg, _, keyA, _, listFile := signedListFileSetup(t)
+	if err := os.Remove(listFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", listFile); err != nil {
+		t.Fatal(err)
+	}
+	tg.refreshList()
+	s := tg.listStatus()
+	want := fmt.Sprintf("read %s: larger than %d bytes", listFile, signedlist.MaxBytes)
+	if s.LastError != want || s.KeyID != keyA.kid {
+		t.Errorf("status = %+v, want the list in force and last_error %q", s, want)
+	}
+	if !strings.Contains(tg.metricsText(), `bordergate_allowlist_signed_list_refresh_failures_total{list="local",reason="fetch"} 1`) {
+		t.Errorf("metrics lack one refresh failure of reason fetch")
+	}
+}
+
+// An authority that signs the list in force again, with a new key or
+// with ECDSA, whose signatures differ each time, publishes the same
+// content under the same issued time. That is no rollback: the list is
+// taken, with the new signature.
+func TestSignedListResignedSameContent(t *testing.T) {
+	tg, lists, third, keyA, keyB, _ := signedListSetup(t, OnExpiryFailStatic, "")
+	issued := time.Now().Add(time.Minute)
+	lists.serve(signList(t, keyB, third, issued), http.StatusOK)
+	tg.refreshList()
+	lists.serve(signList(t, keyB, third, issued), http.StatusOK)
+	tg.refreshList()
+	if s := tg.listStatus(); s.KeyID != keyB.kid || s.LastError != "" {
+		t.Errorf("after the same list signed again with ECDSA: status = %+v, want it taken without error", s)
+	}
+	lists.serve(signList(t, keyA, third, issued), http.StatusOK)
+	tg.refreshList()
+	if s := tg.listStatus(); s.KeyID != keyA.kid || s.LastError != "" {
+		t.Errorf("after the same list signed with another key: status = %+v, want it taken without error", s)
+	}
 }

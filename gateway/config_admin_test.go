@@ -1,8 +1,16 @@
 package gateway
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/bordergate/bordergate/certs"
 )
 
 func TestParseConfigAdminAndSignedListDefaults(t *testing.T) {
@@ -91,6 +99,68 @@ func TestParseConfigSignedListErrors(t *testing.T) {
 			_, err := ParseConfig([]byte(withList(tt.list)), "")
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("ParseConfig() error:\n got %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// An admin client CA bundle that shares a CA with a federation CA bundle
+// lets every peer gateway's client certificate into the allow-list API, so
+// the gateway refuses to start with it, and bordergate check reports it.
+func TestAdminClientCAApartFromFederation(t *testing.T) {
+	tg := startGateway(t, gatewayOptions{})
+	base, err := os.ReadFile(filepath.Join(tg.dir, "bordergate.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := os.ReadFile(filepath.Join(tg.dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := certs.NewCA("bordergate test admin CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, tg.dir, "admin-ca.pem", string(other.CertPEM()))
+	writeFile(t, tg.dir, "bundle-ca.pem", string(other.CertPEM())+string(ca))
+
+	tests := []struct{ name, adminCA, want string }{
+		{"same file", "ca.pem", "admin.tls.client_ca_file: " + filepath.Join(tg.dir, "ca.pem") +
+			` shares the CA "CN=bordergate test CA" with inbound.tls.client_ca_file ` + filepath.Join(tg.dir, "ca.pem") +
+			", so every peer gateway's client certificate would authenticate to the admin API (give admin clients a CA of their own)"},
+		{"bundle with the federation CA", "bundle-ca.pem", "admin.tls.client_ca_file: " + filepath.Join(tg.dir, "bundle-ca.pem") +
+			` shares the CA "CN=bordergate test CA" with inbound.tls.client_ca_file ` + filepath.Join(tg.dir, "ca.pem") +
+			", so every peer gateway's client certificate would authenticate to the admin API (give admin clients a CA of their own)"},
+		{"own CA", "admin-ca.pem", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			config := strings.Replace(string(base), "admin: {token_file: admin-tokens.yaml}",
+				"admin: {token_file: admin-tokens.yaml, tls: {cert_file: cert.pem, key_file: key.pem, client_ca_file: "+tt.adminCA+"}}", 1)
+			config = strings.Replace(config, "state_dir: \"state\"", fmt.Sprintf("state_dir: %q", t.TempDir()), 1)
+			writeFile(t, tg.dir, "admin-ca-test.yaml", config)
+			cfg, err := LoadConfig(filepath.Join(tg.dir, "admin-ca-test.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := slog.New(slog.DiscardHandler)
+			gotErr := func(err error) string {
+				if err == nil {
+					return ""
+				}
+				return err.Error()
+			}
+			if got := gotErr(Check(t.Context(), cfg, log)); got != tt.want {
+				t.Errorf("Check() error:\n got %s\nwant %s", got, tt.want)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			gw, err := New(ctx, cfg, log)
+			if gw != nil {
+				defer gw.Close()
+			}
+			if got := gotErr(err); got != tt.want {
+				t.Errorf("New() error:\n got %s\nwant %s", got, tt.want)
 			}
 		})
 	}

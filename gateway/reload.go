@@ -18,7 +18,7 @@ import (
 
 // Reload rereads the allow-list file and the policy files, asks the
 // bundle servers for newer bundles, rereads the inbound certificate files
-// and reopens the decision log file, as after log rotation, without
+// and the keys of the signed lists, and reopens the decision log file, as after log rotation, without
 // stopping the listeners. SIGHUP calls it. An allow-list or policy that
 // fails to load is rejected whole and the one in force stays; the error
 // says why.
@@ -39,6 +39,9 @@ func (g *Gateway) Reload(ctx context.Context) error {
 		}
 	}
 	if err := g.reloadAdmin(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := g.reloadSignedListKeys(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	g.refreshSignedLists(ctx)
@@ -172,6 +175,9 @@ func checkAdminAndLists(cfg *Config) error {
 		if _, err := certs.ServerTLSConfig(t.CertFile, t.KeyFile, t.ClientCAFile); err != nil {
 			return fmt.Errorf("admin.tls: %w", err)
 		}
+	}
+	if err := checkAdminCA(cfg); err != nil {
+		return err
 	}
 	for _, list := range cfg.Allowlist.SignedLists {
 		if _, err := signedlist.LoadKeys(list.KeysFile); err != nil {

@@ -337,3 +337,24 @@ func (bf *bundleFixture) build(revision string, signer *testbundle.Signer, data 
 	}
 	return raw
 }
+
+// Adding event_types: [] to an entry permits no event type any more. The
+// reload must not take the file for unchanged because [] and no field
+// encode alike.
+func TestReloadAllowlistEmptyEventTypes(t *testing.T) {
+	tg := startGateway(t, gatewayOptions{extraConfig: "reload: {watch: false}\n"})
+	rec, forwarded := tg.sendMessage("et1")
+	assertAllowed(t, rec, forwarded, true)
+
+	allowlist, err := os.ReadFile(filepath.Join(tg.dir, "allowlist.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tightened := strings.Replace(string(allowlist), "    endpoints: [\"*\"]\n", "    endpoints: [\"*\"]\n    event_types: []\n", 1)
+	writeFile(t, tg.dir, "allowlist.yaml", tightened)
+	if err := tg.gw.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rec, forwarded = tg.sendMessage("et2")
+	assertAllowed(t, rec, forwarded, false)
+}

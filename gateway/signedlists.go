@@ -51,7 +51,6 @@ type signedListSource struct {
 	g          *Gateway
 	cfg        SignedListConfig
 	source     string // "signed:NAME"
-	keys       *signedlist.KeySet
 	client     *http.Client
 	statePath  string // "" without a state directory
 	trigger    chan struct{}
@@ -62,6 +61,7 @@ type signedListSource struct {
 	expired  metric.Int64Gauge
 
 	mu          sync.Mutex // guards the fields below
+	keys        *signedlist.KeySet
 	current     *signedlist.List
 	raw         []byte
 	etag        string
@@ -139,6 +139,47 @@ func (g *Gateway) refreshSignedLists(context.Context) {
 		default:
 		}
 	}
+}
+
+// reloadSignedListKeys rereads the keys_file of every signed list, as
+// SIGHUP does.
+func (g *Gateway) reloadSignedListKeys(ctx context.Context) error {
+	var errs []error
+	for _, list := range g.signedLists {
+		errs = append(errs, list.reloadKeys(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// reloadKeys rereads keys_file. Invalid keys leave the ones in use. When
+// the list in force does not verify with the new keys, because the key
+// that signed it was removed, its entries are withdrawn and the list
+// counts as not loaded, as it would after a restart.
+func (l *signedListSource) reloadKeys(ctx context.Context) error {
+	keys, err := signedlist.LoadKeys(l.cfg.KeysFile)
+	if err != nil {
+		l.g.log.ErrorContext(ctx, "signed list keys not reloaded, the previous ones stay in use",
+			keySource, l.source, keyFile, l.cfg.KeysFile, keyErr, err)
+		return fmt.Errorf("reload allowlist.signed_lists %s keys_file: %w", l.cfg.Name, err)
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.keys = keys
+	if l.current == nil {
+		return nil
+	}
+	if _, err := signedlist.Verify(l.raw, keys); err == nil {
+		return nil
+	}
+	if err := l.g.applySignedList(l.source, nil); err != nil {
+		l.g.log.ErrorContext(ctx, "signed list of a removed key not withdrawn", keySource, l.source, keyErr, err)
+		return fmt.Errorf("withdraw signed list %s: %w", l.cfg.Name, err)
+	}
+	l.g.log.ErrorContext(ctx, "signed list withdrawn, keys_file no longer has the key that signed it",
+		keySource, l.source, "key_id", l.current.KeyID)
+	l.current, l.raw, l.etag, l.withdrawn = nil, nil, "", false
+	return nil
 }
 
 // run refreshes the list every refresh interval, and wakes at the expiry
@@ -248,7 +289,7 @@ func (l *signedListSource) fail(ctx context.Context, reason string, err error) {
 // as the one last read.
 func (l *signedListSource) fetch(ctx context.Context) ([]byte, bool, error) {
 	if l.cfg.File != "" {
-		raw, err := os.ReadFile(l.cfg.File)
+		raw, err := readListFile(l.cfg.File)
 		if err != nil {
 			return nil, false, err
 		}
@@ -279,7 +320,7 @@ func (l *signedListSource) fetch(ctx context.Context) ([]byte, bool, error) {
 	default:
 		return nil, false, fmt.Errorf("GET %s: status %d", l.cfg.URL, resp.StatusCode)
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, signedlist.MaxBytes+1))
+	raw, err := readList(resp.Body)
 	if err != nil {
 		return nil, false, fmt.Errorf("GET %s: read body: %w", l.cfg.URL, err)
 	}
@@ -292,17 +333,47 @@ func (l *signedListSource) fetch(ctx context.Context) ([]byte, bool, error) {
 	return raw, unchanged, nil
 }
 
+// readListFile reads a signed list from a file, as readList does.
+func readListFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := readList(f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return raw, nil
+}
+
+// readList reads a signed list, and stops with an error one byte past
+// signedlist.MaxBytes, so that a runaway source cannot exhaust memory.
+func readList(r io.Reader) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, signedlist.MaxBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > signedlist.MaxBytes {
+		return nil, fmt.Errorf("larger than %d bytes", signedlist.MaxBytes)
+	}
+	return raw, nil
+}
+
 // consider verifies raw and, when it is valid, newer than the list in
 // force and within its window, makes it the list in force. A kept copy is
 // taken even when expired in fail_static mode, and is not written again.
 func (l *signedListSource) consider(ctx context.Context, raw []byte, fetched bool) error {
-	list, err := signedlist.Verify(raw, l.keys)
+	l.mu.Lock()
+	keys := l.keys
+	l.mu.Unlock()
+	list, err := signedlist.Verify(raw, keys)
 	if err != nil {
 		return err
 	}
 	now := l.g.now()
 	if err := list.CheckWindow(now); err != nil {
-		expiredCopy := !fetched && errors.Is(err, signedlist.ErrWindow) && !now.Before(list.NotBefore)
+		expiredCopy := !fetched && errors.Is(err, signedlist.ErrExpired)
 		if !expiredCopy || l.cfg.OnExpiry != OnExpiryFailStatic {
 			return err
 		}
@@ -310,12 +381,18 @@ func (l *signedListSource) consider(ctx context.Context, raw []byte, fetched boo
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.keys != keys {
+		// SIGHUP replaced the keys during the verification, and may have
+		// removed the one that signed this list. The next refresh, which
+		// SIGHUP also asks for, verifies it with the new keys.
+		return fmt.Errorf("%w: keys_file reloaded while the list was verified", signedlist.ErrSignature)
+	}
 	if l.current != nil {
 		switch {
 		case list.Issued.Before(l.current.Issued):
 			return fmt.Errorf("issued %s, %w (issued %s); a list may not go back in time",
 				list.Issued.Format(time.RFC3339), errRollback, l.current.Issued.Format(time.RFC3339))
-		case list.Issued.Equal(l.current.Issued) && !bytes.Equal(raw, l.raw):
+		case list.Issued.Equal(l.current.Issued) && !bytes.Equal(list.Payload, l.current.Payload):
 			return fmt.Errorf("issued %s like the list in force, but with other content: %w", list.Issued.Format(time.RFC3339), errRollback)
 		}
 	}

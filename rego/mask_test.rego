@@ -7,6 +7,18 @@ test_message_text_erased if {
 	"/input/pdu/content/formatted_body" in log.mask
 }
 
+test_edit_new_content_erased if {
+	"/input/pdu/content/m.new_content" in log.mask
+}
+
+test_poll_and_extensible_text_erased if {
+	"/input/pdu/content/m.poll.start" in log.mask
+	"/input/pdu/content/org.matrix.msc3381.poll.start" in log.mask
+	"/input/pdu/content/m.message" in log.mask
+	"/input/pdu/content/m.text" in log.mask
+	"/input/pdu/content/org.matrix.msc1767.text" in log.mask
+}
+
 test_encrypted_payload_erased if {
 	"/input/pdu/content/ciphertext" in log.mask
 }

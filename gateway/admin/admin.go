@@ -43,8 +43,12 @@ type Options struct {
 	// Metrics serves /metrics.
 	Metrics http.Handler
 	// MetricsNeedAuth makes /metrics require authentication, as it does
-	// on a listener that is not on loopback.
+	// on a listener that is not on loopback, and keeps the reasons of
+	// failed readiness checks for authenticated clients.
 	MetricsNeedAuth bool
+	// LocalServerNames are the gateway's own server names. A moderation
+	// list import skips bans that match one of them.
+	LocalServerNames []string
 	// SignedLists, when not nil, returns the state of the signed lists,
 	// shown by GET /v1/allowlist under signed_lists.
 	SignedLists func() any
@@ -81,15 +85,15 @@ func NewHandler(opts Options) *Handler {
 	h.route("/healthz", methods{http.MethodGet: h.healthz})
 	h.route("/readyz", methods{http.MethodGet: h.readyz})
 	h.route("/metrics", methods{http.MethodGet: h.metrics})
-	h.route("/v1/allowlist", methods{http.MethodGet: h.authenticated(h.list)})
-	h.route("/v1/allowlist/entries", methods{http.MethodPost: h.authenticated(h.addEntry)})
+	h.route("/v1/allowlist", methods{http.MethodGet: h.authenticated(queryless(h.list))})
+	h.route("/v1/allowlist/entries", methods{http.MethodPost: h.authenticated(queryless(h.addEntry))})
 	h.route("/v1/allowlist/entries/{server_name}", methods{
-		http.MethodPut:    h.authenticated(h.putEntry),
-		http.MethodDelete: h.authenticated(h.removeEntry),
+		http.MethodPut:    h.authenticated(queryless(h.putEntry)),
+		http.MethodDelete: h.authenticated(queryless(h.removeEntry)),
 	})
 	h.route("/v1/allowlist/imports/{name}", methods{
 		http.MethodPut:    h.authenticated(h.importList),
-		http.MethodDelete: h.authenticated(h.deleteImport),
+		http.MethodDelete: h.authenticated(queryless(h.deleteImport)),
 	})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusNotFound, codeUnrecognized, "unknown admin path "+r.URL.Path))
@@ -128,13 +132,23 @@ func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // readyz runs every check and answers 200 when all pass, 503 otherwise,
-// with the result of each check.
+// with the result of each check. Probes need no authentication, but where
+// metrics do, the reason of a failed check, which may name internal URLs
+// and files, goes only to an authenticated client; others read "failed".
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	detailed := !h.opts.MetricsNeedAuth
+	if !detailed {
+		_, err := h.opts.Auth.Authenticate(r)
+		detailed = err == nil
+	}
 	results := make(map[string]string, len(h.opts.Checks))
 	ready := true
 	for name, check := range h.opts.Checks {
 		if err := check(r.Context()); err != nil {
-			results[name] = err.Error()
+			results[name] = "failed"
+			if detailed {
+				results[name] = err.Error()
+			}
 			ready = false
 			continue
 		}
@@ -200,6 +214,19 @@ func (h *Handler) authenticate(r *http.Request) (string, *apiError) {
 	}
 	h.log.WarnContext(r.Context(), "admin request rejected", "reason", reason, "remote_address", r.RemoteAddr, "path", r.URL.Path)
 	return "", apiErr
+}
+
+// queryless wraps next so that a request with query parameters is
+// rejected. The route takes none, and a parameter such as dry_run=true
+// that it ignored would let the change through.
+func queryless(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, apiErr := readQuery(r); apiErr != nil {
+			writeError(w, apiErr)
+			return
+		}
+		next(w, r)
+	}
 }
 
 func principalOf(r *http.Request) string {

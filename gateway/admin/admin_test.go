@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -65,12 +66,16 @@ func startAdmin(t *testing.T, tokens []Token, checks map[string]Check) *adminSer
 }
 
 // call sends a request with token (none when empty) and returns the status
-// and the decoded body.
+// and the decoded body. A request with a body says it is JSON, as the
+// client does.
 func (s *adminServer) call(method, path, token, body string) (int, map[string]any) {
 	s.t.Helper()
 	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
 	if err != nil {
 		s.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -467,5 +472,178 @@ func TestDeployExampleTokens(t *testing.T) {
 	}
 	if len(tokens) != 2 || tokens[0].Name != "alice" {
 		t.Errorf("tokens = %+v, want alice and ci-pipeline", tokens)
+	}
+}
+
+// A dry run asked for in a spelling other than true must not import: a
+// script that sends dry_run=1 means to change nothing.
+func TestImportDryRunSpellings(t *testing.T) {
+	s := startAdmin(t, testTokens(), nil)
+	policyList := `[{"type": "m.policy.rule.server", "state_key": "a", "event_id": "$a", "content": {"entity": "*.evil.org", "recommendation": "m.ban"}}]`
+	for _, value := range []string{"1", "True", "yes", "", "on"} {
+		t.Run(value, func(t *testing.T) {
+			status, body := s.call("PUT", "/v1/allowlist/imports/bans?format=moderation&dry_run="+value, aliceToken, policyList)
+			wantError(t, status, body, 400, "M_INVALID_PARAM",
+				fmt.Sprintf("invalid dry_run %q (expected dry_run=true to check the list without importing it, or no dry_run)", value))
+			if m := s.store.Match("x.evil.org"); m.Deny != nil {
+				t.Errorf("dry_run=%s imported the list", value)
+			}
+		})
+	}
+	if status, body := s.call("PUT", "/v1/allowlist/imports/bans?format=moderation&dry_run=false", aliceToken, policyList); status != 200 || body["dry_run"] != false {
+		t.Errorf("dry_run=false = %d %v, want 200 and the list imported", status, body)
+	}
+	status, body := s.call("PUT", "/v1/allowlist/imports/bans?format=moderation&dry_run=true&dry_run=false", aliceToken, policyList)
+	wantError(t, status, body, 400, "M_INVALID_PARAM", `query parameter "dry_run" given 2 times (expected it once)`)
+	status, body = s.call("PUT", "/v1/allowlist/imports/bans?format=moderation&dryrun=true", aliceToken, policyList)
+	wantError(t, status, body, 400, "M_INVALID_PARAM",
+		`unknown query parameter "dryrun" on /v1/allowlist/imports/bans (expected only format and dry_run)`)
+}
+
+// Routes that take no query parameters refuse them, so that a dry run
+// asked of a removal does not remove.
+func TestQuerylessRoutes(t *testing.T) {
+	s := startAdmin(t, testTokens(), nil)
+	if status, body := s.call("POST", "/v1/allowlist/entries", aliceToken, `{"server_name": "hs2.example.org", "endpoints": ["*"]}`); status != 201 {
+		t.Fatalf("add = %d %v, want 201", status, body)
+	}
+	tests := []struct{ method, path, body string }{
+		{"GET", "/v1/allowlist?source=api", ""},
+		{"POST", "/v1/allowlist/entries?dry_run=true", `{"server_name": "hs3.example.org", "endpoints": ["*"]}`},
+		{"PUT", "/v1/allowlist/entries/hs2.example.org?dry_run=true", `{"server_name": "hs2.example.org", "endpoints": ["send"]}`},
+		{"DELETE", "/v1/allowlist/entries/hs2.example.org?dry_run=true", ""},
+		{"DELETE", "/v1/allowlist/imports/bans?dry_run=true", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			status, body := s.call(tt.method, tt.path, aliceToken, tt.body)
+			path, query, _ := strings.Cut(tt.path, "?")
+			name, _, _ := strings.Cut(query, "=")
+			wantError(t, status, body, 400, "M_INVALID_PARAM",
+				fmt.Sprintf("unknown query parameter %q on %s (expected no query parameters)", name, path))
+		})
+	}
+	entries, _ := s.store.SourceEntries(store.SourceNameAPI)
+	if len(entries) != 1 || entries[0].ServerName != "hs2.example.org" || entries[0].Endpoints[0] != "*" {
+		t.Errorf("api entries after refused requests = %+v, want hs2.example.org unchanged", entries)
+	}
+}
+
+// A token file that any local user may write lets any local user add a
+// token of their own, so the gateway refuses it.
+func TestLoadTokensWritableByOthers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.yaml")
+	if err := os.WriteFile(path, []byte("tokens: [{name: alice, sha256: "+HashToken(aliceToken)+"}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o666, 0o602} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadTokens(path)
+		want := fmt.Sprintf("%s: mode %04o lets every local user add a token (run chmod o-w %s)", path, mode, path)
+		if err == nil || err.Error() != want {
+			t.Errorf("LoadTokens() with mode %04o error:\n got %v\nwant %s", mode, err, want)
+		}
+	}
+	for _, mode := range []os.FileMode{0o600, 0o644, 0o660} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadTokens(path); err != nil {
+			t.Errorf("LoadTokens() with mode %04o error = %v, want none", mode, err)
+		}
+	}
+}
+
+// An imported moderation list cannot ban the gateway's own server names.
+func TestImportSkipsOwnServerName(t *testing.T) {
+	st := newStore(t)
+	auth, err := NewAuthenticator(testTokens(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(NewHandler(Options{Allowlist: st, Auth: auth, LocalServerNames: []string{"hs.local.example"}}))
+	t.Cleanup(srv.Close)
+	s := &adminServer{t: t, url: srv.URL, store: st, http: srv.Client()}
+
+	policyList := `[{"type": "m.policy.rule.server", "state_key": "a", "event_id": "$a", "content": {"entity": "*.local.example", "recommendation": "m.ban"}}]`
+	status, body := s.call("PUT", "/v1/allowlist/imports/bans?format=moderation", aliceToken, policyList)
+	skipped, _ := body["skipped"].([]any)
+	if status != 200 || body["entry_count"] != 0.0 || len(skipped) != 1 {
+		t.Fatalf("import = %d %v, want 200 with the rule skipped", status, body)
+	}
+	if first, _ := skipped[0].(map[string]any); first["problem"] != `entity "*.local.example" matches the gateway's own server name hs.local.example (expected a rule for other servers)` {
+		t.Errorf("skipped[0] = %v", first)
+	}
+}
+
+// On a listener that is not on loopback, /readyz answers probes without
+// authentication, but keeps the reasons of failed checks, which name
+// internal URLs and files, for authenticated clients.
+func TestReadinessDetailsNeedAuthOffLoopback(t *testing.T) {
+	st := newStore(t)
+	auth, err := NewAuthenticator(testTokens(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string]Check{
+		"policy":            func(context.Context) error { return nil },
+		"signed:federation": func(context.Context) error { return errors.New("GET https://lists.internal:8443/f.jws: status 503") },
+	}
+	srv := httptest.NewServer(NewHandler(Options{Allowlist: st, Auth: auth, Checks: checks, MetricsNeedAuth: true}))
+	t.Cleanup(srv.Close)
+	s := &adminServer{t: t, url: srv.URL, store: st, http: srv.Client()}
+
+	status, body := s.call("GET", "/readyz", "", "")
+	results, _ := body["checks"].(map[string]any)
+	if status != 503 || results["policy"] != "ok" || results["signed:federation"] != "failed" {
+		t.Errorf("readyz without a token = %d %v, want 503 with the failed check named, without its reason", status, body)
+	}
+	status, body = s.call("GET", "/readyz", aliceToken, "")
+	results, _ = body["checks"].(map[string]any)
+	if status != 503 || results["signed:federation"] != "GET https://lists.internal:8443/f.jws: status 503" {
+		t.Errorf("readyz with a token = %d %v, want the reason of the failed check", status, body)
+	}
+}
+
+// A browser that holds an admin client certificate presents it to any page
+// that posts to the admin listener. A form or a script of another site can
+// send a POST with a text/plain body without asking the listener first, so
+// a change needs the JSON media type, which such a request cannot set.
+func TestChangeNeedsJSONMediaType(t *testing.T) {
+	adminCA, err := certs.NewCA("admin CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, roots := tlsAdmin(t, adminCA)
+	client := clientWithCert(t, adminCA, "alice", roots)
+	entry := `{"server_name": "hs9.example.org", "endpoints": ["*"]}`
+
+	for _, contentType := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""} {
+		req, _ := http.NewRequest(http.MethodPost, url+"/v1/allowlist/entries", strings.NewReader(entry))
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		want := fmt.Sprintf("Content-Type %q is not JSON (expected Content-Type: application/json)", contentType)
+		wantError(t, resp.StatusCode, body, http.StatusUnsupportedMediaType, "M_NOT_JSON", want)
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/allowlist/entries", strings.NewReader(entry))
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("POST with application/json = %d, want 201", resp.StatusCode)
 	}
 }

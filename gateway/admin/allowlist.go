@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"mime"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -126,17 +130,30 @@ func (h *Handler) importList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusBadRequest, codeInvalidParam, err.Error()))
 		return
 	}
+	query, apiErr := readQuery(r, "format", "dry_run")
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	dryRun, apiErr := parseDryRun(query)
+	if apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
+	if apiErr := checkMediaType(r, append([]string{jsonMediaType}, yamlMediaTypes...)...); apiErr != nil {
+		writeError(w, apiErr)
+		return
+	}
 	data, apiErr := readBody(w, r, maxImportBytes)
 	if apiErr != nil {
 		writeError(w, apiErr)
 		return
 	}
-	response := ImportResponse{Source: source, DryRun: r.URL.Query().Get("dry_run") == "true",
-		Skipped: []modlist.Report{}, Notices: []modlist.Report{}}
+	response := ImportResponse{Source: source, DryRun: dryRun, Skipped: []modlist.Report{}, Notices: []modlist.Report{}}
 	var entries []store.Entry
-	switch format := r.URL.Query().Get("format"); format {
+	switch format := query["format"]; format {
 	case FormatModeration:
-		result, err := modlist.Parse(data)
+		result, err := modlist.Parse(data, modlist.Options{LocalServerNames: h.opts.LocalServerNames})
 		if err != nil {
 			writeError(w, newError(http.StatusBadRequest, codeInvalidParam, err.Error()))
 			return
@@ -167,6 +184,48 @@ func (h *Handler) importList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, response)
 }
 
+// readQuery returns the query parameters of r, each of which must be one
+// of allowed and given at most once. An unknown parameter is an error
+// rather than ignored, so that a misspelt dry_run does not apply a change.
+func readQuery(r *http.Request, allowed ...string) (map[string]string, *apiError) {
+	values, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, newError(http.StatusBadRequest, codeInvalidParam, fmt.Sprintf("invalid query %q: %v", r.URL.RawQuery, err))
+	}
+	expected := "no query parameters"
+	if len(allowed) > 0 {
+		expected = "only " + strings.Join(allowed, " and ")
+	}
+	query := make(map[string]string, len(values))
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		switch {
+		case !slices.Contains(allowed, name):
+			return nil, newError(http.StatusBadRequest, codeInvalidParam,
+				fmt.Sprintf("unknown query parameter %q on %s (expected %s)", name, r.URL.Path, expected))
+		case len(values[name]) > 1:
+			return nil, newError(http.StatusBadRequest, codeInvalidParam,
+				fmt.Sprintf("query parameter %q given %d times (expected it once)", name, len(values[name])))
+		}
+		query[name] = values[name][0]
+	}
+	return query, nil
+}
+
+// parseDryRun reads the dry_run parameter of an import: true, false or
+// absent. Other spellings such as 1 or yes are errors, because taking them
+// for false would apply a change that the client meant to try.
+func parseDryRun(query map[string]string) (bool, *apiError) {
+	value, present := query["dry_run"]
+	switch {
+	case !present || value == "false":
+		return false, nil
+	case value == "true":
+		return true, nil
+	}
+	return false, newError(http.StatusBadRequest, codeInvalidParam,
+		fmt.Sprintf("invalid dry_run %q (expected dry_run=true to check the list without importing it, or no dry_run)", value))
+}
+
 func nonNil(reports []modlist.Report) []modlist.Report {
 	if reports == nil {
 		return []modlist.Report{}
@@ -188,8 +247,32 @@ func (h *Handler) deleteImport(w http.ResponseWriter, r *http.Request) {
 		Skipped: []modlist.Report{}, Notices: []modlist.Report{}})
 }
 
+// jsonMediaType is the media type of a JSON request body.
+const jsonMediaType = "application/json"
+
+// yamlMediaTypes are the media types of a YAML request body.
+var yamlMediaTypes = []string{"application/yaml", "application/x-yaml", "text/yaml"}
+
+// checkMediaType returns an error unless the Content-Type of r is one of
+// accepted. A request body of another type is rejected even when it would
+// parse: a web page can post text/plain, form or multipart bodies across
+// sites without asking the listener first, and a browser attaches the
+// admin client certificate that it holds to them.
+func checkMediaType(r *http.Request, accepted ...string) *apiError {
+	header := r.Header.Get("Content-Type")
+	mediaType, _, err := mime.ParseMediaType(header)
+	if err == nil && slices.Contains(accepted, mediaType) {
+		return nil
+	}
+	return newError(http.StatusUnsupportedMediaType, codeNotJSON,
+		fmt.Sprintf("Content-Type %q is not JSON (expected Content-Type: %s)", header, jsonMediaType))
+}
+
 // readEntry reads and validates the JSON entry of a request body.
 func readEntry(w http.ResponseWriter, r *http.Request) (store.Entry, *apiError) {
+	if apiErr := checkMediaType(r, jsonMediaType); apiErr != nil {
+		return store.Entry{}, apiErr
+	}
 	data, apiErr := readBody(w, r, maxEntryBytes)
 	if apiErr != nil {
 		return store.Entry{}, apiErr

@@ -43,8 +43,16 @@ type hashedToken struct {
 // LoadTokens reads the token file at path: a YAML mapping with the key
 // tokens, a list of {name, sha256}. Names must be unique and hashes
 // distinct. An empty list is an error, because it would lock every
-// client out without saying so.
+// client out without saying so, and so is a file that every local user
+// may write.
 func LoadTokens(path string) ([]Token, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("read token file: %w", err)
+	}
+	if perm := info.Mode().Perm(); perm&0o002 != 0 {
+		return nil, fmt.Errorf("%s: mode %04o lets every local user add a token (run chmod o-w %s)", path, perm, path)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read token file: %w", err)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -77,6 +78,10 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		if c.token = strings.TrimSpace(token); c.token == "" {
 			return nil, fmt.Errorf("token file %s is empty (expected the token on its first line)", opts.TokenFile)
 		}
+		if base.Scheme == "http" && !isLoopbackHost(base.Hostname()) {
+			return nil, fmt.Errorf("refusing to send the token of %s over plain HTTP to %s, which is not a loopback address (use an https:// admin URL)",
+				opts.TokenFile, raw)
+		}
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.Proxy = nil
@@ -102,8 +107,25 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
-	c.http = &http.Client{Transport: transport, Timeout: timeout}
+	c.http = &http.Client{Transport: transport, Timeout: timeout, CheckRedirect: noRedirects}
 	return c, nil
+}
+
+// noRedirects keeps the client from following a redirect, which would
+// send the token to another port of the host, or over plain HTTP after
+// an https URL. The 3xx then comes back as an error.
+func noRedirects(*http.Request, []*http.Request) error {
+	return http.ErrUseLastResponse
+}
+
+// isLoopbackHost reports whether host, the host of a URL without its
+// port, is localhost or a loopback address.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	addr, err := netip.ParseAddr(host)
+	return err == nil && addr.IsLoopback()
 }
 
 // List returns every entry, source and signed list, and the revision.
@@ -118,10 +140,10 @@ func (c *Client) List(ctx context.Context) (ListResponse, error) {
 func (c *Client) Add(ctx context.Context, entry json.RawMessage, serverName string, replace bool) (EntryResponse, error) {
 	var out EntryResponse
 	if replace {
-		err := c.do(ctx, http.MethodPut, "/v1/allowlist/entries/"+url.PathEscape(serverName), entry, "application/json", &out)
+		err := c.do(ctx, http.MethodPut, "/v1/allowlist/entries/"+url.PathEscape(serverName), entry, jsonMediaType, &out)
 		return out, err
 	}
-	err := c.do(ctx, http.MethodPost, "/v1/allowlist/entries", entry, "application/json", &out)
+	err := c.do(ctx, http.MethodPost, "/v1/allowlist/entries", entry, jsonMediaType, &out)
 	return out, err
 }
 
@@ -140,8 +162,13 @@ func (c *Client) Import(ctx context.Context, name, format string, data []byte, d
 	if dryRun {
 		query.Set("dry_run", "true")
 	}
+	// An allow-list file is YAML, of which JSON is a part.
+	contentType := jsonMediaType
+	if format == FormatAllowlist {
+		contentType = yamlMediaTypes[0]
+	}
 	var out ImportResponse
-	err := c.do(ctx, http.MethodPut, "/v1/allowlist/imports/"+url.PathEscape(name)+"?"+query.Encode(), data, "application/json", &out)
+	err := c.do(ctx, http.MethodPut, "/v1/allowlist/imports/"+url.PathEscape(name)+"?"+query.Encode(), data, contentType, &out)
 	return out, err
 }
 
@@ -173,6 +200,10 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, conte
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return fmt.Errorf("admin API: read response: %w", err)
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return &Error{Status: resp.StatusCode, Errcode: "M_UNKNOWN",
+			Message: fmt.Sprintf("redirect to %s not followed (expected the admin API itself at %s)", resp.Header.Get("Location"), c.base)}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		apiErr := &Error{Status: resp.StatusCode}

@@ -13,14 +13,21 @@ import (
 )
 
 // defaultMaskPointers are the values that a default Masker erases: the text
-// of messages and encrypted payloads in PDUs, and to-device message content
-// in EDUs. They are sorted, which is the order in which a Rego set of the
-// same pointers, as in rego/mask.rego, lists them.
+// of messages, of their edits and of polls, and encrypted payloads in PDUs,
+// and to-device message content in EDUs. They are sorted, which is the
+// order in which a Rego set of the same pointers, as in rego/mask.rego,
+// lists them.
 var defaultMaskPointers = []string{
 	"/input/edu/content/messages",
 	"/input/pdu/content/body",
 	"/input/pdu/content/ciphertext",
 	"/input/pdu/content/formatted_body",
+	"/input/pdu/content/m.message",
+	"/input/pdu/content/m.new_content",
+	"/input/pdu/content/m.poll.start",
+	"/input/pdu/content/m.text",
+	"/input/pdu/content/org.matrix.msc1767.text",
+	"/input/pdu/content/org.matrix.msc3381.poll.start",
 }
 
 // Masker erases and replaces values in the input and result of records

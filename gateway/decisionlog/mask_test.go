@@ -238,6 +238,12 @@ func TestMaskerDefaultPointers(t *testing.T) {
 		"/input/pdu/content/body",
 		"/input/pdu/content/ciphertext",
 		"/input/pdu/content/formatted_body",
+		"/input/pdu/content/m.message",
+		"/input/pdu/content/m.new_content",
+		"/input/pdu/content/m.poll.start",
+		"/input/pdu/content/m.text",
+		"/input/pdu/content/org.matrix.msc1767.text",
+		"/input/pdu/content/org.matrix.msc3381.poll.start",
 	}
 	if got := DefaultMasker().Pointers(); !slices.Equal(got, want) {
 		t.Errorf("DefaultMasker().Pointers() = %q, want %q", got, want)
@@ -263,8 +269,9 @@ func TestMaskerDefaultErasesMessages(t *testing.T) {
 	if encoded := mustJSON(t, got.Input); encoded != want {
 		t.Errorf("input = %s, want %s", encoded, want)
 	}
-	if !slices.Equal(got.Erased, DefaultMaskPointers()) {
-		t.Errorf("erased = %q, want %q", got.Erased, DefaultMaskPointers())
+	wantErased := []string{"/input/edu/content/messages", "/input/pdu/content/body", "/input/pdu/content/ciphertext", "/input/pdu/content/formatted_body"}
+	if !slices.Equal(got.Erased, wantErased) {
+		t.Errorf("erased = %q, want %q", got.Erased, wantErased)
 	}
 }
 
@@ -355,4 +362,46 @@ func FuzzMaskerApply(f *testing.F) {
 			t.Fatalf("masked input does not encode: %v", err)
 		}
 	})
+}
+
+// Message text also travels outside body and formatted_body: the new text
+// of an edit in m.new_content, and the question, answers and text
+// fallbacks of a poll in the keys of extensible events. The default mask
+// erases them too.
+func TestMaskerDefaultErasesEditsAndPolls(t *testing.T) {
+	tests := []struct {
+		name, content, want string
+	}{
+		{"edit",
+			`{"body": "* Quartz", "msgtype": "m.text", "m.new_content": {"body": "Quartz", "formatted_body": "<b>Quartz</b>", "msgtype": "m.text"}, "m.relates_to": {"rel_type": "m.replace", "event_id": "$e"}}`,
+			`{"m.relates_to":{"event_id":"$e","rel_type":"m.replace"},"msgtype":"m.text"}`},
+		{"stable poll",
+			`{"m.poll.start": {"question": {"m.text": "Zephyr?"}, "answers": [{"id": "a", "m.text": "Xylophone"}]}, "m.message": [{"mimetype": "text/plain", "body": "Zephyr? Xylophone"}], "m.text": "Zephyr?"}`,
+			`{}`},
+		{"unstable poll",
+			`{"org.matrix.msc3381.poll.start": {"question": {"org.matrix.msc1767.text": "Zephyr?"}}, "org.matrix.msc1767.text": "Zephyr?", "body": "Zephyr?"}`,
+			`{}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			input := decodeJSON(t, `{"pdu": {"type": "x", "content": `+tt.content+`}}`)
+			got, err := DefaultMasker().Apply(Record{Input: input})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := `{"pdu":{"content":` + tt.want + `,"type":"x"}}`
+			if encoded := mustJSON(t, got.Input); encoded != want {
+				t.Errorf("input = %s, want %s", encoded, want)
+			}
+			line, err := Encode(&Record{DecisionID: "d", Input: input}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, text := range []string{"Quartz", "Zephyr", "Xylophone"} {
+				if strings.Contains(string(line), text) {
+					t.Errorf("encoded record still holds %q: %s", text, line)
+				}
+			}
+		})
+	}
 }

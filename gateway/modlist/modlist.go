@@ -18,6 +18,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/bordergate/bordergate/gateway/servername"
 	"github.com/bordergate/bordergate/gateway/store"
 )
 
@@ -75,11 +76,18 @@ type Report struct {
 	Problem  string `json:"problem"`
 }
 
-// String formats the report as "events[INDEX] (EVENT_ID): PROBLEM".
+// String formats the report as "events[INDEX] (EVENT_ID): PROBLEM". An
+// event ID with a character that is not printable, such as the escape
+// that starts a terminal control sequence, is quoted as a Go string,
+// because it comes from the list's authors and ends on a terminal.
 func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "events[%d]", r.Index)
-	if r.EventID != "" {
+	switch {
+	case r.EventID == "":
+	case strings.IndexFunc(r.EventID, func(c rune) bool { return !unicode.IsPrint(c) }) >= 0:
+		fmt.Fprintf(&b, " (%q)", r.EventID)
+	default:
 		fmt.Fprintf(&b, " (%s)", r.EventID)
 	}
 	b.WriteString(": ")
@@ -103,23 +111,48 @@ type rule struct {
 	Reason         *string `json:"reason"`
 }
 
+// Options configures Parse.
+type Options struct {
+	// LocalServerNames are the gateway's own server names. A ban that
+	// matches one of them is skipped, because it would deny the local
+	// homeserver's own users.
+	LocalServerNames []string
+}
+
 // Parse reads an export of a policy room's state: a JSON array of events,
 // as the client-server API's GET /rooms/{roomId}/state returns, or an
 // object whose pdus member is that array, as the federation API's
 // GET /state/{roomId} returns. It returns an error only when the export as
 // a whole cannot be read. Rules that it cannot import are in
-// Result.Skipped.
-func Parse(data []byte) (Result, error) {
+// Result.Skipped: among them, bans whose entity names no domain, such as
+// "*" or "*.*", which would end all federation, and bans of a local
+// server name. The authors of a policy list are outside the
+// administration, so one rule of theirs must not cut it off.
+func Parse(data []byte, opts Options) (Result, error) {
 	events, err := decodeEvents(data)
 	if err != nil {
 		return Result{}, err
 	}
-	var result Result
-	seen := make(map[string]int) // lower-case entity to the index of its entry
-	for i, raw := range events {
-		result.addEvent(i, raw, seen)
+	p := parser{
+		opts:      opts,
+		entities:  make(map[string]int),
+		stateKeys: make(map[string]int),
 	}
-	return result, nil
+	for i, raw := range events {
+		p.addEvent(i, raw)
+	}
+	return p.result, nil
+}
+
+// parser is the state of one Parse.
+type parser struct {
+	opts   Options
+	result Result
+	// entities maps a lower-case entity to the index of its entry.
+	entities map[string]int
+	// stateKeys maps the state key of a server rule to the index of the
+	// first event with it.
+	stateKeys map[string]int
 }
 
 // decodeEvents returns the events of the export, undecoded.
@@ -154,7 +187,8 @@ func decodeEvents(data []byte) ([]json.RawMessage, error) {
 }
 
 // addEvent adds the entry of one event, or reports why there is none.
-func (r *Result) addEvent(index int, raw json.RawMessage, seen map[string]int) {
+func (p *parser) addEvent(index int, raw json.RawMessage) {
+	r := &p.result
 	var ev event
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		r.skip(Report{Index: index, Problem: "invalid event: " + err.Error()})
@@ -177,6 +211,14 @@ func (r *Result) addEvent(index int, raw json.RawMessage, seen map[string]int) {
 		r.skip(report)
 		return
 	}
+	if first, repeated := p.stateKeys[*ev.StateKey]; repeated {
+		notice := report
+		notice.Problem = fmt.Sprintf("state_key %q of %s repeats events[%d]; a room's state holds one event per type and state key, so the export may not be the room's current state",
+			*ev.StateKey, RuleServerType, first)
+		r.Notices = append(r.Notices, notice)
+	} else {
+		p.stateKeys[*ev.StateKey] = index
+	}
 
 	content := bytes.TrimSpace(ev.Content)
 	if len(content) == 0 || bytes.Equal(content, []byte("{}")) {
@@ -190,19 +232,38 @@ func (r *Result) addEvent(index int, raw json.RawMessage, seen map[string]int) {
 		return
 	}
 	entry, problem := r.ruleEntry(&report, ev, c)
+	if problem == "" {
+		problem = p.tooWide(entry.ServerName)
+	}
 	if problem != "" {
 		report.Problem = problem
 		r.skip(report)
 		return
 	}
 	key := strings.ToLower(entry.ServerName)
-	if first, dup := seen[key]; dup {
+	if first, dup := p.entities[key]; dup {
 		report.Problem = fmt.Sprintf("entity %q is also banned by an earlier rule, whose entry is kept (entries[%d])", entry.ServerName, first)
 		r.Notices = append(r.Notices, report)
 		return
 	}
-	seen[key] = len(r.Entries)
+	p.entities[key] = len(r.Entries)
 	r.Entries = append(r.Entries, entry)
+}
+
+// tooWide returns why a valid entity must not be banned, or "": it names
+// no domain, so it matches every server name, or it matches a local server
+// name.
+func (p *parser) tooWide(entity string) string {
+	host, _, err := servername.SplitPort(entity)
+	if err == nil && strings.Trim(host, "*?.") == "" {
+		return fmt.Sprintf("entity %q matches every server name and would end all federation (expected a server name, or a glob with a domain such as *.example.org)", entity)
+	}
+	for _, local := range p.opts.LocalServerNames {
+		if store.PatternMatches(entity, local) {
+			return fmt.Sprintf("entity %q matches the gateway's own server name %s (expected a rule for other servers)", entity, local)
+		}
+	}
+	return ""
 }
 
 // ruleEntry returns the deny entry of a server rule, or a problem.

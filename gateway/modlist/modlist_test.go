@@ -2,6 +2,7 @@ package modlist
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ const roomState = `[
 ]`
 
 func TestParse(t *testing.T) {
-	result, err := Parse([]byte(roomState))
+	result, err := Parse([]byte(roomState), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,8 +103,8 @@ func TestParseFederationStateShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromArray, _ := Parse([]byte(roomState))
-	fromObject, err := Parse(body)
+	fromArray, _ := Parse([]byte(roomState), Options{})
+	fromObject, err := Parse(body, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestParseFederationStateShape(t *testing.T) {
 func TestParseLongReason(t *testing.T) {
 	reason := strings.Repeat("é", 600) // 1200 bytes
 	body := `[{"type": "m.policy.rule.server", "state_key": "r", "content": {"entity": "a.example", "recommendation": "m.ban", "reason": "` + reason + `"}}]`
-	result, err := Parse([]byte(body))
+	result, err := Parse([]byte(body), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.data))
+			_, err := Parse([]byte(tt.data), Options{})
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("Parse() error:\n got %v\nwant %s", err, tt.want)
 			}
@@ -152,7 +153,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"pdus": [{"type": "m.policy.rule.server", "state_key": "", "content": {"entity": "?", "recommendation": "m.ban", "reason": "\u0000"}}]}`))
 	f.Add([]byte(`[{"type": "m.policy.rule.server", "state_key": "x", "content": {"entity": "[::1]:8448", "recommendation": "m.ban"}}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		result, err := Parse(data)
+		result, err := Parse(data, Options{LocalServerNames: []string{"local.example"}})
 		if err != nil {
 			return
 		}
@@ -163,6 +164,102 @@ func FuzzParse(f *testing.F) {
 			if !entry.Deny {
 				t.Fatalf("Parse returned an allow entry: %+v", entry)
 			}
+			if store.PatternMatches(entry.ServerName, "local.example") {
+				t.Fatalf("Parse returned a ban of the local server name: %+v", entry)
+			}
+			if host, _, _ := strings.Cut(entry.ServerName, ":"); strings.Trim(host, "*?.") == "" {
+				t.Fatalf("Parse returned a ban without a domain: %+v", entry)
+			}
 		}
 	})
+}
+
+// A ban whose entity names no domain would end all federation, and one
+// that covers the gateway's own server names would deny its own users.
+// The authors of a policy list are outside the administration, so such
+// rules are skipped and reported instead of imported.
+func TestParseSkipsBansOfEveryoneAndOwnServer(t *testing.T) {
+	var events []string
+	entities := []string{"*", "?*", "*.*", "**:8448", "*.org", "*.local.example", "alt.local.example", "hs.local.example:8449", "ok.example"}
+	for i, entity := range entities {
+		events = append(events, fmt.Sprintf(`{"type": "m.policy.rule.server", "state_key": "r%d", "event_id": "$r%d", "content": {"entity": %q, "recommendation": "m.ban"}}`, i, i, entity))
+	}
+	result, err := Parse([]byte("["+strings.Join(events, ",")+"]"), Options{LocalServerNames: []string{"hs.local.example", "alt.local.example:8448"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, entry := range result.Entries {
+		kept = append(kept, entry.ServerName)
+	}
+	if want := []string{"*.org", "hs.local.example:8449", "ok.example"}; !reflect.DeepEqual(kept, want) {
+		t.Errorf("entries = %v, want %v", kept, want)
+	}
+	var skipped []string
+	for _, r := range result.Skipped {
+		skipped = append(skipped, r.String())
+	}
+	every := " matches every server name and would end all federation (expected a server name, or a glob with a domain such as *.example.org)"
+	wantSkipped := []string{
+		`events[0] ($r0): entity "*"` + every,
+		`events[1] ($r1): entity "?*"` + every,
+		`events[2] ($r2): entity "*.*"` + every,
+		`events[3] ($r3): entity "**:8448"` + every,
+		`events[5] ($r5): entity "*.local.example" matches the gateway's own server name hs.local.example (expected a rule for other servers)`,
+		`events[6] ($r6): entity "alt.local.example" matches the gateway's own server name alt.local.example:8448 (expected a rule for other servers)`,
+	}
+	if strings.Join(skipped, "\n") != strings.Join(wantSkipped, "\n") {
+		t.Errorf("Skipped:\n got %s\nwant %s", strings.Join(skipped, "\n"), strings.Join(wantSkipped, "\n"))
+	}
+}
+
+// A room's state holds one event per type and state key. An export with
+// two is not a room's state, so the second is reported; the bans of both
+// stay, because dropping one would let a banned server in.
+func TestParseRepeatedStateKey(t *testing.T) {
+	body := `[
+	  {"type": "m.policy.rule.server", "state_key": "r", "event_id": "$1", "content": {"entity": "a.example", "recommendation": "m.ban"}},
+	  {"type": "m.policy.rule.server", "state_key": "r", "event_id": "$2", "content": {}},
+	  {"type": "m.policy.rule.server", "state_key": "r", "event_id": "$3", "content": {"entity": "b.example", "recommendation": "m.ban"}}
+	]`
+	result, err := Parse([]byte(body), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(result.Entries) != 2 || result.Entries[0].ServerName != "a.example" || result.Entries[1].ServerName != "b.example" {
+		t.Errorf("entries = %+v, want the bans of a.example and b.example", result.Entries)
+	}
+	var notices []string
+	for _, r := range result.Notices {
+		notices = append(notices, r.String())
+	}
+	want := []string{
+		`events[1] ($2): state_key "r" of m.policy.rule.server repeats events[0]; a room's state holds one event per type and state key, so the export may not be the room's current state`,
+		`events[2] ($3): state_key "r" of m.policy.rule.server repeats events[0]; a room's state holds one event per type and state key, so the export may not be the room's current state`,
+	}
+	if strings.Join(notices, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Notices:\n got %s\nwant %s", strings.Join(notices, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// The event IDs of a policy list come from its authors, and the import
+// report prints them on the operator's terminal: control characters, such
+// as an escape sequence that rewrites the screen, are printed quoted.
+func TestReportStringQuotesControlCharacters(t *testing.T) {
+	body := `[{"type": "m.policy.rule.server", "state_key": "r", "event_id": "$x\u001b]0;owned\u0007", "content": {"entity": "a.example", "recommendation": "org.example.watch"}}]`
+	result, err := Parse([]byte(body), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(result.Skipped) != 1 {
+		t.Fatalf("Skipped = %v, want one report", result.Skipped)
+	}
+	want := `events[0] ("$x\x1b]0;owned\a"): recommendation "org.example.watch" is not supported (expected m.ban, the only one the Matrix specification defines)`
+	if got := result.Skipped[0].String(); got != want {
+		t.Errorf("String() = %s, want %s", got, want)
+	}
+	plain := Report{Index: 1, EventID: "$abc:example.org", Problem: "p"}
+	if got := plain.String(); got != "events[1] ($abc:example.org): p" {
+		t.Errorf("String() = %s, want the event ID unquoted", got)
+	}
 }

@@ -46,8 +46,16 @@ var rsaAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512
 // a kid, distinct from the others. The algorithm of each key follows from
 // its type: EdDSA for an Ed25519 key, ES256, ES384 or ES512 for an EC key
 // on P-256, P-384 or P-521. An RSA key must name its algorithm in alg. An
-// alg that disagrees with the key type, and a private key, are errors.
+// alg that disagrees with the key type, a private key, and a file that
+// every local user may write are errors.
 func LoadKeys(path string) (*KeySet, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("read keys file: %w", err)
+	}
+	if perm := info.Mode().Perm(); perm&0o002 != 0 {
+		return nil, fmt.Errorf("%s: mode %04o lets every local user add a signing key (run chmod o-w %s)", path, perm, path)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read keys file: %w", err)

@@ -37,6 +37,10 @@ const MediaType = "bordergate-allowlist+jws"
 // MaxBytes is the maximum size of a signed list, in bytes.
 const MaxBytes = 16 << 20
 
+// MaxIssuedSkew is how far a list's issued time may lie after the
+// gateway's clock, for clocks that differ by a little.
+const MaxIssuedSkew = 5 * time.Minute
+
 // Errors that a rejected list wraps, by what is wrong with it.
 var (
 	// ErrSignature is a list whose signature, key or header is not valid.
@@ -45,6 +49,8 @@ var (
 	ErrPayload = errors.New("payload not valid")
 	// ErrWindow is a list outside its validity window.
 	ErrWindow = errors.New("outside validity window")
+	// ErrExpired is a list at or past its expires, and wraps ErrWindow.
+	ErrExpired = fmt.Errorf("%w: expired", ErrWindow)
 )
 
 // List is a verified signed list.
@@ -61,6 +67,9 @@ type List struct {
 	NotBefore, Expires time.Time
 	// Entries are the validated entries.
 	Entries []store.Entry
+	// Payload is the signed payload as it was read. Two lists with the
+	// same payload say the same thing, whatever their signatures.
+	Payload []byte
 }
 
 // header is the protected header of a signed list.
@@ -148,13 +157,13 @@ func ParsePayload(data []byte) (*List, error) {
 	if err := decoder.Decode(&p); err != nil {
 		return nil, fmt.Errorf("%w: %v (expected an object with issuer, issued, not_before, expires and servers)", ErrPayload, err)
 	}
-	if decoder.More() {
+	if len(bytes.TrimLeft(data[decoder.InputOffset():], " \t\r\n")) > 0 {
 		return nil, fmt.Errorf("%w: data after the payload object", ErrPayload)
 	}
 	if p.Issuer == "" {
 		return nil, fmt.Errorf("%w: issuer missing (expected the name of the list's authority)", ErrPayload)
 	}
-	list := &List{Issuer: p.Issuer}
+	list := &List{Issuer: p.Issuer, Payload: bytes.Clone(data)}
 	for _, field := range []struct {
 		name  string
 		value string
@@ -189,13 +198,19 @@ func ParsePayload(data []byte) (*List, error) {
 }
 
 // CheckWindow returns an error wrapping [ErrWindow] unless now is within
-// the list's validity window.
+// the list's validity window and the list was not issued more than
+// [MaxIssuedSkew] after now. A list from the future would make every later
+// list of its authority look like a rollback until then. An expired list
+// gives an error wrapping [ErrExpired].
 func (l *List) CheckWindow(now time.Time) error {
 	switch {
 	case now.Before(l.NotBefore):
 		return fmt.Errorf("%w: not valid before %s", ErrWindow, l.NotBefore.Format(time.RFC3339))
+	case l.Issued.Sub(now) > MaxIssuedSkew:
+		return fmt.Errorf("%w: issued %s, after the gateway's clock %s by more than %s (check the clocks of the authority and the gateway)",
+			ErrWindow, l.Issued.Format(time.RFC3339), now.UTC().Format(time.RFC3339), MaxIssuedSkew)
 	case !now.Before(l.Expires):
-		return fmt.Errorf("%w: expired at %s", ErrWindow, l.Expires.Format(time.RFC3339))
+		return fmt.Errorf("%w at %s", ErrExpired, l.Expires.Format(time.RFC3339))
 	}
 	return nil
 }

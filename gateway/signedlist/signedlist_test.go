@@ -8,6 +8,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -206,16 +209,25 @@ func TestCheckWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		now  string
-		want string
-	}{
+	checkWindowCases(t, list, []windowCase{
 		{"2026-02-28T23:59:59Z", "outside validity window: not valid before 2026-03-01T00:00:00Z"},
 		{"2026-03-01T00:00:00Z", ""},
 		{"2026-03-07T23:59:59Z", ""},
 		{"2026-03-08T00:00:00Z", "outside validity window: expired at 2026-03-08T00:00:00Z"},
-	}
-	for _, tt := range tests {
+	})
+}
+
+// windowCase is a time and the error CheckWindow gives then, "" for none.
+type windowCase struct {
+	now  string
+	want string
+}
+
+// checkWindowCases checks CheckWindow at each case's time. Every error
+// must wrap ErrWindow, and only an expiry may wrap ErrExpired.
+func checkWindowCases(t *testing.T, list *List, cases []windowCase) {
+	t.Helper()
+	for _, tt := range cases {
 		now, _ := time.Parse(time.RFC3339, tt.now)
 		err := list.CheckWindow(now)
 		got := ""
@@ -223,6 +235,9 @@ func TestCheckWindow(t *testing.T) {
 			got = err.Error()
 			if !errors.Is(err, ErrWindow) {
 				t.Errorf("CheckWindow(%s) error does not wrap ErrWindow", tt.now)
+			}
+			if expired := strings.Contains(got, "expired at"); errors.Is(err, ErrExpired) != expired {
+				t.Errorf("CheckWindow(%s) error %q wraps ErrExpired %t, want %t", tt.now, got, !expired, expired)
 			}
 		}
 		if got != tt.want {
@@ -283,4 +298,57 @@ func FuzzParsePayload(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A list issued after the gateway's clock, beyond the allowed skew, is
+// refused: taken, it would make every later list of the authority look
+// like a rollback until that instant.
+func TestCheckWindowIssuedInFuture(t *testing.T) {
+	list, err := ParsePayload([]byte(strings.Replace(validPayload, `"issued": "2026-03-01T00:00:00Z"`, `"issued": "2026-03-05T00:00:00Z"`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkWindowCases(t, list, []windowCase{
+		{"2026-03-02T00:00:00Z", "outside validity window: issued 2026-03-05T00:00:00Z, after the gateway's clock 2026-03-02T00:00:00Z by more than 5m0s (check the clocks of the authority and the gateway)"},
+		{"2026-03-04T23:54:59Z", "outside validity window: issued 2026-03-05T00:00:00Z, after the gateway's clock 2026-03-04T23:54:59Z by more than 5m0s (check the clocks of the authority and the gateway)"},
+		{"2026-03-04T23:55:00Z", ""},
+		{"2026-03-05T00:00:00Z", ""},
+		{"2026-03-08T00:00:00Z", "outside validity window: expired at 2026-03-08T00:00:00Z"},
+	})
+}
+
+// Text after the payload object is refused, whatever it starts with.
+func TestParsePayloadTrailingText(t *testing.T) {
+	for _, trailing := range []string{"}", "]", "x", `{}`, "\n}"} {
+		_, err := ParsePayload([]byte(validPayload + trailing))
+		if err == nil || err.Error() != "payload not valid: data after the payload object" || !errors.Is(err, ErrPayload) {
+			t.Errorf("ParsePayload(valid + %q) error = %v, want payload not valid: data after the payload object", trailing, err)
+		}
+	}
+	if _, err := ParsePayload([]byte(validPayload + " \n\t")); err != nil {
+		t.Errorf("ParsePayload(valid + white space) error = %v, want none", err)
+	}
+}
+
+// A keys file that any local user may write lets any local user add a
+// signing key and sign lists of their own, so LoadKeys refuses it.
+func TestLoadKeysWritableByOthers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.json")
+	if err := os.WriteFile(path, jwks(t, newEd25519Signer(t, "a")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o646); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadKeys(path)
+	want := fmt.Sprintf("%s: mode 0646 lets every local user add a signing key (run chmod o-w %s)", path, path)
+	if err == nil || err.Error() != want {
+		t.Errorf("LoadKeys() error:\n got %v\nwant %s", err, want)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadKeys(path); err != nil {
+		t.Errorf("LoadKeys() with mode 0644 error = %v, want none", err)
+	}
 }

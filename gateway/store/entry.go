@@ -60,8 +60,10 @@ type Entry struct {
 	// Endpoints lists the endpoint IDs the server may call, or "*" for all
 	// of them. The allow-list loader rejects an empty list.
 	Endpoints []string `json:"endpoints" yaml:"endpoints"`
-	// EventTypes lists event types for policy rules, "*" for all.
-	EventTypes []string `json:"event_types,omitempty" yaml:"event_types,omitempty"`
+	// EventTypes lists event types for policy rules, "*" for all. Nil
+	// means no limit, and an empty list permits no event type, so the
+	// JSON form keeps the two apart: null and [].
+	EventTypes []string `json:"event_types" yaml:"event_types,omitempty"`
 	// Expires is the instant from which the entry no longer applies. Nil
 	// means never.
 	Expires *time.Time `json:"expires,omitempty" yaml:"expires,omitempty"`

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -28,6 +29,27 @@ func (n serverName) key() string {
 		return n.host
 	}
 	return n.host + ":" + strconv.Itoa(n.port)
+}
+
+// canonical returns n with an IP address host in one spelling: an IPv6
+// address in the RFC 5952 form, and one that maps an IPv4 address
+// ("[::ffff:192.0.2.7]") as that IPv4 address. Such spellings reach the
+// same host. A DNS name or a glob is returned as it is.
+func (n serverName) canonical() serverName {
+	inner, ok := strings.CutPrefix(n.host, "[")
+	if n.glob || !ok {
+		return n
+	}
+	addr, err := netip.ParseAddr(strings.TrimSuffix(inner, "]"))
+	if err != nil {
+		return n
+	}
+	if addr.Is4In6() {
+		n.host = addr.Unmap().String()
+		return n
+	}
+	n.host = "[" + addr.String() + "]"
+	return n
 }
 
 // parseServerName checks s and splits it into host and port. A name without

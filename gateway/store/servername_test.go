@@ -109,3 +109,28 @@ func TestParseServerNameErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestPatternMatches(t *testing.T) {
+	tests := []struct {
+		pattern, name string
+		want          bool
+	}{
+		{"hs1.example.org", "HS1.example.org", true},
+		{"hs1.example.org", "hs1.example.org:8448", true},
+		{"hs1.example.org:8448", "hs1.example.org", false},
+		{"hs1.example.org:8448", "hs1.example.org:8449", false},
+		{"*.example.org", "a.b.example.org:8448", true},
+		{"*.example.org", "example.org", false},
+		{"*.example.org:8448", "a.example.org", false},
+		{"[2001:db8::1]", "[2001:db8:0::1]:8448", true},
+		{"192.0.2.*", "[::ffff:192.0.2.9]", true},
+		{"192.0.2.7", "[::ffff:192.0.2.8]", false},
+		{"bad_name", "bad_name", false},
+		{"hs1.example.org", "hs1.example.org.", false},
+	}
+	for _, tt := range tests {
+		if got := PatternMatches(tt.pattern, tt.name); got != tt.want {
+			t.Errorf("PatternMatches(%q, %q) = %t, want %t", tt.pattern, tt.name, got, tt.want)
+		}
+	}
+}

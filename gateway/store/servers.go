@@ -12,6 +12,9 @@ import (
 type serverRow struct {
 	// Key is the lower-case server_name, the primary key.
 	Key string
+	// Canonical is Key with an IP address in one spelling, see
+	// serverName.canonical, and Key itself for a DNS name or a glob.
+	Canonical string
 
 	name     serverName
 	suffix   string // for a glob, the host's text after its last wildcard, reversed
@@ -31,11 +34,16 @@ type globLength struct {
 // suffix lengths. Allow and deny entries each have a pair.
 type entryTables struct {
 	rows, lengths string
+	// anySpelling makes an entry for an IP address match every spelling
+	// of that address. Deny entries do, so that "[2001:db8:0::1]" does
+	// not get around a ban of "[2001:db8::1]". Allow entries compare
+	// names as written, as Matrix compares server names.
+	anySpelling bool
 }
 
 var (
 	allowTables = entryTables{rows: tableServers, lengths: tableGlobLengths}
-	denyTables  = entryTables{rows: tableDenies, lengths: tableDenyGlobLengths}
+	denyTables  = entryTables{rows: tableDenies, lengths: tableDenyGlobLengths, anySpelling: true}
 )
 
 // newServerRow builds the row of a validated entry.
@@ -44,7 +52,7 @@ func newServerRow(e Entry) (*serverRow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse server_name %q: %w", e.ServerName, err)
 	}
-	row := &serverRow{Key: name.key(), name: name, entry: e.clone()}
+	row := &serverRow{Key: name.key(), Canonical: name.canonical().key(), name: name, entry: e.clone()}
 	if name.glob {
 		row.suffix = reverse(literalSuffix(name.host))
 		row.literals, row.stars = globLiterals(name.key())
@@ -137,6 +145,34 @@ func (s *Store) Match(serverName string) Match {
 	return Match{}
 }
 
+// PatternMatches reports whether an entry with the server_name pattern
+// would match the server name in a lookup, by the rules of [Store.Lookup] for
+// ports and globs, and with an IP address in any spelling, as deny entries
+// match. It reports false when either is not valid.
+func PatternMatches(pattern, name string) bool {
+	entry, err := newServerRow(Entry{ServerName: pattern})
+	if err != nil {
+		return false
+	}
+	parsed, err := parseServerName(name, false)
+	if err != nil {
+		return false
+	}
+	for _, spelling := range []serverName{parsed, parsed.canonical()} {
+		switch {
+		case entry.name.glob:
+			if entry.matches(spelling) {
+				return true
+			}
+		case entry.Canonical == spelling.canonical().key():
+			return true
+		case entry.name.port == 0 && entry.Canonical == spelling.canonical().host:
+			return true
+		}
+	}
+	return false
+}
+
 // Lookup returns the allow-list entry for serverName. It returns false when
 // no allow entry matches, and when a deny entry matches, whatever allow
 // entry would match too (see [Store.Match]). It tries, in order:
@@ -192,36 +228,43 @@ func tableRows[T any](txn *memdb.Txn, table, index string, args ...any) []*T {
 
 // findRow returns the row of tables that applies to name, trying the exact
 // name, its host, then the best glob, and skipping rows that accept
-// rejects. A nil accept takes every row.
+// rejects. A nil accept takes every row. In tables with anySpelling, an
+// IP address is compared in its canonical spelling, and a glob matches
+// when it matches either spelling.
 func findRow(txn *memdb.Txn, tables entryTables, name serverName, accept func(*serverRow) bool) *serverRow {
 	if accept == nil {
 		accept = func(*serverRow) bool { return true }
 	}
-	if row := firstServer(txn, tables.rows, name.key()); row != nil && accept(row) {
+	exact, index := name, indexID
+	if tables.anySpelling {
+		exact, index = name.canonical(), indexCanonical
+	}
+	if row := exactRow(txn, tables.rows, index, exact.key(), accept); row != nil {
 		return row
 	}
-	if name.port != 0 {
-		if row := firstServer(txn, tables.rows, name.host); row != nil && accept(row) {
+	if exact.port != 0 {
+		if row := exactRow(txn, tables.rows, index, exact.host, accept); row != nil {
 			return row
 		}
 	}
-	return bestGlob(txn, tables, name, accept)
+	best := bestGlob(txn, tables, name, accept)
+	if exact != name {
+		if row := bestGlob(txn, tables, exact, accept); row != nil && (best == nil || row.outranks(best)) {
+			best = row
+		}
+	}
+	return best
 }
 
-// firstServer returns the exact, non-glob row of table stored under key.
-func firstServer(txn *memdb.Txn, table, key string) *serverRow {
-	raw, err := txn.First(table, indexID, key)
-	if err != nil {
-		panic(fmt.Sprintf("store: look up server %q: %v", key, err))
+// exactRow returns the first non-glob row of table stored under key in
+// index that accept takes.
+func exactRow(txn *memdb.Txn, table, index, key string, accept func(*serverRow) bool) *serverRow {
+	for _, row := range tableRows[serverRow](txn, table, index, key) {
+		if !row.name.glob && accept(row) {
+			return row
+		}
 	}
-	if raw == nil {
-		return nil
-	}
-	row := raw.(*serverRow)
-	if row.name.glob {
-		return nil
-	}
-	return row
+	return nil
 }
 
 // bestGlob returns the most specific glob row of tables that matches name

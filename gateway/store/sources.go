@@ -260,7 +260,7 @@ func rebuildEffective(txn *memdb.Txn) error {
 	winners := make(map[slot]*sourceEntryRow)
 	for _, row := range tableRows[sourceEntryRow](txn, tableEntries, indexID) {
 		at := slot{row.entry.Deny, row.Key}
-		if current, ok := winners[at]; !ok || comparePrecedence(row.Source, current.Source) < 0 {
+		if current, ok := winners[at]; !ok || wins(row, current) {
 			winners[at] = row
 		}
 	}
@@ -286,6 +286,32 @@ func rebuildEffective(txn *memdb.Txn) error {
 		return err
 	}
 	return txn.Insert(tableMeta, &metaRow{Name: metaRevision, Value: revision(effective)})
+}
+
+// wins reports whether row takes the slot of current, an entry of the
+// same kind and name from another source. Of two deny entries, the one
+// that stays in force longer wins, so that a ban that expires never hides
+// one that goes on. Otherwise the source of higher precedence wins.
+func wins(row, current *sourceEntryRow) bool {
+	if row.entry.Deny {
+		if c := compareEnd(row.entry.Expires, current.entry.Expires); c != 0 {
+			return c > 0
+		}
+	}
+	return comparePrecedence(row.Source, current.Source) < 0
+}
+
+// compareEnd orders two expiry times, nil meaning never, which is last.
+func compareEnd(a, b *time.Time) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		return 1
+	case b == nil:
+		return -1
+	}
+	return a.Compare(*b)
 }
 
 // revision returns the allow-list revision of the effective entries: the

@@ -407,3 +407,103 @@ func TestChangesConcurrentReaders(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A deny entry for an IP address applies to every spelling of that
+// address: the server behind [2001:db8:0::bad] is the one behind
+// [2001:db8::bad], and [::ffff:192.0.2.7] reaches 192.0.2.7. Under an allow
+// glob that covers them all, another spelling must not get around the ban.
+func TestDenyMatchesEveryIPSpelling(t *testing.T) {
+	s := newTestStore(t)
+	if err := s.ReplaceAllowlist([]Entry{allowEntry("*"), allowEntry("[2001:db8::1]")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ImportSource("import:bans", []Entry{
+		denyEntry("[2001:db8::bad]", "v6 ban"),
+		denyEntry("[2001:db8:0:0:0:0:0:dead]:8448", "written long"),
+		denyEntry("192.0.2.7", "v4 ban"),
+		denyEntry("198.51.100.*", "v4 glob ban"),
+		denyEntry("[2001:db8:1::*]", "v6 glob ban"),
+	}, "alice"); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		lookup   string
+		wantDeny string
+	}{
+		{"[2001:db8::bad]", "[2001:db8::bad]"},
+		{"[2001:db8:0::bad]", "[2001:db8::bad]"},
+		{"[2001:0db8:0000:0000:0000:0000:0000:0bad]:8448", "[2001:db8::bad]"},
+		{"[2001:DB8::BAD]", "[2001:db8::bad]"},
+		{"[2001:db8::dead]:8448", "[2001:db8:0:0:0:0:0:dead]:8448"},
+		{"[2001:db8::dead]:8449", ""},
+		{"[::ffff:192.0.2.7]", "192.0.2.7"},
+		{"[::ffff:c000:207]:8448", "192.0.2.7"},
+		{"[::ffff:198.51.100.20]", "198.51.100.*"},
+		{"[2001:db8:1:0::5]", "[2001:db8:1::*]"},
+		{"[2001:db8::1]", ""},
+		{"[2001:db8::2]", ""},
+	}
+	for _, tt := range tests {
+		m := s.Match(tt.lookup)
+		got := ""
+		if m.Deny != nil {
+			got = m.Deny.ServerName
+		}
+		if got != tt.wantDeny {
+			t.Errorf("Match(%q).Deny = %q, want %q", tt.lookup, got, tt.wantDeny)
+		}
+		if (m.Allow == nil) == (tt.wantDeny == "") {
+			t.Errorf("Match(%q).Allow = %v, want an allow entry only without a deny entry", tt.lookup, m.Allow)
+		}
+	}
+}
+
+// Two deny entries for one name: an API ban until a date must not hide,
+// once it has expired, an imported ban without an end. The ban that lasts
+// longer is the one in force, whatever the sources' precedence.
+func TestDenyExpiredDoesNotHideLongerDeny(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := now
+	s, err := New(Options{Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReplaceAllowlist([]Entry{allowEntry("*.example.org")}); err != nil {
+		t.Fatal(err)
+	}
+	until := now.Add(time.Hour)
+	temporary := denyEntry("bad.example.org", "until the incident is closed")
+	temporary.Expires = &until
+	if _, err := s.AddEntry(temporary, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ImportSource("import:bans", []Entry{denyEntry("bad.example.org", "community ban")}, "bob"); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, at := range []time.Time{now, now.Add(2 * time.Hour)} {
+		clock = at
+		m := s.Match("bad.example.org")
+		if m.Deny == nil || m.Allow != nil {
+			t.Errorf("at %s: Match(bad.example.org) = deny %v, allow %v, want a deny entry in force", at, m.Deny, m.Allow)
+		}
+	}
+
+	// Of two bans with an end, the later end wins.
+	later := now.Add(3 * time.Hour)
+	longer := denyEntry("worse.example.org", "longer")
+	longer.Expires = &later
+	shorter := denyEntry("worse.example.org", "shorter")
+	shorter.Expires = &until
+	if _, err := s.AddEntry(shorter, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ImportSource("import:bans", []Entry{denyEntry("bad.example.org", "community ban"), longer}, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	clock = now.Add(2 * time.Hour)
+	if m := s.Match("worse.example.org"); m.Deny == nil || m.Deny.Note != "longer" {
+		t.Errorf("Match(worse.example.org) = deny %v, want the ban that ends later", m.Deny)
+	}
+}

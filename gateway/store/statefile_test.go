@@ -351,3 +351,34 @@ func TestStateCrashAtEachStep(t *testing.T) {
 		})
 	}
 }
+
+// An entry with event_types [] permits no event type, and one without the
+// field permits every type. The state file, the revision and a change that
+// only switches between the two must keep them apart, or a restart or an
+// identical-looking change widens what the entry permits.
+func TestStateKeepsEmptyEventTypes(t *testing.T) {
+	dir := t.TempDir()
+	s := openStateStore(t, dir)
+	none := allowEntry("hs2.example.org")
+	none.EventTypes = []string{}
+	if _, err := s.AddEntry(none, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	noLimit := s.Revision()
+	_ = s.Close()
+
+	reopened := openStateStore(t, dir)
+	e, ok := reopened.Lookup("hs2.example.org")
+	if !ok || e.EventTypes == nil || len(e.EventTypes) != 0 {
+		t.Fatalf("after restart, Lookup(hs2).EventTypes = %#v, want []string{} (no event type permitted)", e.EventTypes)
+	}
+
+	unlimited := allowEntry("hs2.example.org")
+	stored, created, err := reopened.PutEntry(unlimited, "alice")
+	if err != nil || created || stored.EventTypes != nil {
+		t.Fatalf("PutEntry without event_types = %#v, %t, %v, want the entry replaced with no limit", stored.EventTypes, created, err)
+	}
+	if reopened.Revision() == noLimit {
+		t.Errorf("revision %s did not change when event_types [] was dropped", noLimit)
+	}
+}

@@ -30,6 +30,7 @@ const (
 	tableRooms           = "rooms"
 
 	indexID         = "id"
+	indexCanonical  = "canonical"
 	indexGlobSuffix = "glob_suffix"
 	indexSource     = "source"
 )
@@ -155,7 +156,8 @@ func serversSchema(name string) *memdb.TableSchema {
 	return &memdb.TableSchema{
 		Name: name,
 		Indexes: map[string]*memdb.IndexSchema{
-			indexID: stringIndex(indexID, "Key", true),
+			indexID:        stringIndex(indexID, "Key", true),
+			indexCanonical: stringIndex(indexCanonical, "Canonical", false),
 			indexGlobSuffix: {
 				Name:         indexGlobSuffix,
 				AllowMissing: true,

@@ -77,9 +77,10 @@ type inflightBatch struct {
 	dropped bool
 }
 
-// openSpool opens or creates the buffer in dir. A last segment that ends
-// in a partial line, left by a crash during a write, is cut back to its
-// last complete line. An unreadable or stale cursor restarts from the
+// openSpool opens or creates the buffer in dir. A segment that ends in a
+// partial line, left by a crash during a write to the last segment or by
+// damage to an earlier one, is cut back to its last complete line, so that
+// reading never stops at it. An unreadable or stale cursor restarts from the
 // oldest segment, so records are shipped again rather than lost; notes
 // describes what was repaired.
 func openSpool(dir string, maxBytes, segmentBytes int64, syncWrites bool) (*spool, []string, error) {
@@ -91,8 +92,8 @@ func openSpool(dir string, maxBytes, segmentBytes int64, syncWrites bool) (*spoo
 		return nil, nil, err
 	}
 	var notes []string
-	if len(s.segments) > 0 {
-		note, err := s.repairTail()
+	for i := range s.segments {
+		note, err := s.repairTail(&s.segments[i])
 		if err != nil {
 			return nil, nil, err
 		}
@@ -170,13 +171,13 @@ func (s *spool) path(seq uint64) string {
 	return filepath.Join(s.dir, segmentName(seq))
 }
 
-// repairTail cuts the last segment back to its last complete line.
-func (s *spool) repairTail() (string, error) {
-	last := &s.segments[len(s.segments)-1]
-	if last.size == 0 {
+// repairTail cuts segment g back to its last complete line. It reads the
+// whole file only when its last byte is not a newline.
+func (s *spool) repairTail(g *segment) (string, error) {
+	if g.size == 0 || s.endsWithNewline(g.seq, g.size) {
 		return "", nil
 	}
-	data, err := os.ReadFile(s.path(last.seq))
+	data, err := os.ReadFile(s.path(g.seq))
 	if err != nil {
 		return "", fmt.Errorf("read buffer segment: %w", err)
 	}
@@ -184,13 +185,19 @@ func (s *spool) repairTail() (string, error) {
 	if keep == int64(len(data)) {
 		return "", nil
 	}
-	if err := os.Truncate(s.path(last.seq), keep); err != nil {
+	if err := os.Truncate(s.path(g.seq), keep); err != nil {
 		return "", fmt.Errorf("cut partial record from buffer segment: %w", err)
 	}
-	s.total -= last.size - keep
-	note := fmt.Sprintf("cut a partial record of %d bytes from %s", last.size-keep, segmentName(last.seq))
-	last.size = keep
+	s.total -= g.size - keep
+	note := fmt.Sprintf("cut a partial record of %d bytes from %s", g.size-keep, segmentName(g.seq))
+	g.size = keep
 	return note, nil
+}
+
+// endsWithNewline reports whether the last byte of segment seq, of size
+// bytes, is a newline.
+func (s *spool) endsWithNewline(seq uint64, size int64) bool {
+	return s.atLineStart(position{seq: seq, offset: size})
 }
 
 // completeLinesLen returns the length of the complete lines at the start

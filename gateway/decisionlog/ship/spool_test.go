@@ -309,3 +309,42 @@ func TestSpoolReadLongRecord(t *testing.T) {
 		t.Errorf("next read = %q, want %q", got, short)
 	}
 }
+
+// A segment other than the last that ends in a partial record, from a
+// damaged disk or a copied buffer, must not stop shipping at that record:
+// its partial record is cut at open, as the last segment's is.
+func TestSpoolRepairsPartialRecordInEarlierSegment(t *testing.T) {
+	dir := t.TempDir()
+	first := joinLines(records("seven", 2, 100))
+	second := joinLines(records("eight", 2, 100))
+	if err := os.WriteFile(filepath.Join(dir, segmentName(7)), append(slices.Clone(first), `{"decision_id":"torn`...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, segmentName(8)), second, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, notes, err := openSpool(dir, 1<<20, 1<<20, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "cut a partial record of 20 bytes from " + segmentName(7); !slices.Equal(notes, []string{want}) {
+		t.Errorf("notes = %q, want [%q]", notes, want)
+	}
+	var got []byte
+	for range 4 {
+		lines, end, err := s.read(1 << 20)
+		if err != nil {
+			t.Fatalf("read after %q: %v", got, err)
+		}
+		if len(lines) == 0 {
+			break
+		}
+		got = append(got, lines...)
+		if err := s.ack(end); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := append(slices.Clone(first), second...); !bytes.Equal(got, want) {
+		t.Errorf("read %q, want the complete records of both segments", got)
+	}
+}
