@@ -172,13 +172,22 @@ func policyEntry(e store.Entry, now time.Time) *policy.AllowlistEntry {
 
 // lookupEntries returns the policy form of a server's allow entry and of
 // its deny entry, with expiry judged at now, each nil when the server has
-// none. A server with a deny
-// entry has no allow entry.
-func (g *Gateway) lookupEntries(serverName string, now time.Time) (allow, deny *policy.AllowlistEntry) {
+// none. A server with a deny entry has no allow entry. The exchange's peer,
+// the sender of most events in a transaction, reuses the match made when
+// the exchange was authenticated, so that all its items see one allow-list.
+func (g *Gateway) lookupEntries(ex *exchange, serverName string, now time.Time) (allow, deny *policy.AllowlistEntry) {
 	if serverName == "" {
 		return nil, nil
 	}
-	m := g.store.Match(serverName)
+	m := store.Match{}
+	if ex.peerMatched && serverName == ex.peer() {
+		if ex.listed {
+			m.Allow = &ex.entry
+		}
+		m.Deny = ex.denied
+	} else {
+		m = g.store.Match(serverName)
+	}
 	if m.Allow != nil {
 		allow = policyEntry(*m.Allow, now)
 	}
@@ -191,6 +200,7 @@ func (g *Gateway) lookupEntries(serverName string, now time.Time) (allow, deny *
 // matchPeer looks up the allow-list entries of the exchange's peer.
 func (ex *exchange) matchPeer(g *Gateway, serverName string) {
 	m := g.store.Match(serverName)
+	ex.peerMatched = true
 	ex.entry, ex.listed, ex.denied = store.Entry{}, m.Allow != nil, m.Deny
 	if m.Allow != nil {
 		ex.entry = *m.Allow

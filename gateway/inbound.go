@@ -50,7 +50,10 @@ type exchange struct {
 	listed      bool
 	// denied is the deny entry that matches the peer, nil when none does;
 	// listed is then false.
-	denied        *store.Entry
+	denied *store.Entry
+	// peerMatched is set once entry, listed and denied hold the peer's
+	// allow-list match.
+	peerMatched   bool
 	keyID         string
 	keySource     keys.Source
 	authenticated bool

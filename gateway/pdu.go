@@ -193,7 +193,7 @@ func (g *Gateway) pduInput(ex *exchange, pc pduContext, room policy.Room, pdu *e
 		SignedBy:        res.SignedBy,
 		RedactedForHash: !res.ContentHashValid,
 	}
-	in.SenderEntry, in.SenderDenyEntry = g.lookupEntries(pdu.SenderServer, now)
+	in.SenderEntry, in.SenderDenyEntry = g.lookupEntries(ex, pdu.SenderServer, now)
 	in.SenderLocal = g.isLocal(pdu.SenderServer)
 	return in
 }

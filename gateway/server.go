@@ -242,7 +242,7 @@ func newKeyRing(cfg *Config, st *store.Store, clientCert func() (*tls.Certificat
 		allowed = append(allowed, netip.MustParsePrefix(p))
 	}
 	ringCfg := keys.Config{
-		Entries:           entryInfo(st),
+		Entries:           newKeyEntryCache(st).lookup,
 		Notaries:          notaries,
 		AllowPrivate:      cfg.Keys.AllowPrivateNetworks,
 		AllowedNetworks:   allowed,
@@ -260,23 +260,6 @@ func newKeyRing(cfg *Config, st *store.Store, clientCert func() (*tls.Certificat
 		return nil, fmt.Errorf("key ring: %w", err)
 	}
 	return ring, nil
-}
-
-// entryInfo adapts the allow-list to what the key ring reads of it.
-func entryInfo(st *store.Store) func(string) (keys.EntryInfo, bool) {
-	return func(serverName string) (keys.EntryInfo, bool) {
-		e, ok := st.Lookup(serverName)
-		if !ok {
-			return keys.EntryInfo{}, false
-		}
-		info := keys.EntryInfo{RevokedKeys: e.RevokedKeys, Address: e.Address, PinnedKeys: map[string]ed25519.PublicKey{}}
-		for id := range e.PinnedKeys {
-			if pub, ok := e.PinnedKey(id); ok {
-				info.PinnedKeys[id] = pub
-			}
-		}
-		return info, true
-	}
 }
 
 func notaryConfig(list []NotaryConfig) ([]keys.Notary, error) {

@@ -85,7 +85,7 @@ func (g *Gateway) decideTemplate(ctx context.Context, ex *exchange, v canonicalj
 	in.Room = policy.Room{RoomID: ex.match.Params["room_id"], Version: version, VersionSource: policy.VersionSourceMakeJoin}
 	in.PDU = templatePDU(event)
 	in.Verified = policy.Verified{Format: true, Template: true}
-	in.SenderEntry, in.SenderDenyEntry = g.lookupEntries(in.PDU.SenderServer, now)
+	in.SenderEntry, in.SenderDenyEntry = g.lookupEntries(ex, in.PDU.SenderServer, now)
 	in.SenderLocal = g.isLocal(in.PDU.SenderServer)
 
 	allowed, reason, err := g.decideItem(ctx, ex, policy.KindPDU, in, rec)
