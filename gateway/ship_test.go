@@ -134,8 +134,15 @@ func TestShipRecordsAsWritten(t *testing.T) {
 	if strings.Contains(string(data), `"body":"ship1"`) {
 		t.Error("the decision log holds a message body")
 	}
-	if got := tg.metric("bordergate_decision_log_shipped_total"); got != fmt.Sprint(len(lines)) {
-		t.Errorf("bordergate_decision_log_shipped_total = %s, want %d", got, len(lines))
+	// The collector holds the records before the gateway has counted
+	// them, so the count is awaited.
+	want := fmt.Sprint(len(lines))
+	for got := tg.metric("bordergate_decision_log_shipped_total"); got != want; got = tg.metric("bordergate_decision_log_shipped_total") {
+		if time.Now().After(deadline) {
+			t.Errorf("bordergate_decision_log_shipped_total = %s, want %s", got, want)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if _, err := os.Stat(filepath.Join(tg.dir, "state", shippingDir)); err != nil {
 		t.Errorf("buffer directory: %v", err)
