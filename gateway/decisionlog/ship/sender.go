@@ -63,13 +63,20 @@ func (snd *sender) step(ctx context.Context) bool {
 	if len(lines) == 0 {
 		return true
 	}
-	err = s.uploader.upload(ctx, lines)
-	if ctx.Err() != nil {
-		return false
-	}
+	// An upload in flight when the shipper stops runs on for up to
+	// CloseTimeout, so that a batch the collector took is not sent again
+	// after a restart.
+	uploadCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(s.cfg.CloseTimeout, cancel) })
+	err = s.uploader.upload(uploadCtx, lines)
+	stop()
+	cancel()
 	if err == nil {
 		snd.accepted(lines, end)
-		return true
+		return ctx.Err() == nil
+	}
+	if ctx.Err() != nil {
+		return false
 	}
 	return snd.failed(ctx, lines, end, err)
 }

@@ -35,6 +35,7 @@ import (
 const (
 	DefaultResource       = "/logs"
 	DefaultTimeout        = 10 * time.Second
+	DefaultCloseTimeout   = 5 * time.Second
 	DefaultMaxBatchBytes  = 1 << 20
 	DefaultFlushInterval  = 5 * time.Second
 	DefaultMaxBufferBytes = 256 << 20
@@ -91,6 +92,9 @@ type Config struct {
 	// Timeout bounds one upload, from connecting to reading the response.
 	// Zero means DefaultTimeout.
 	Timeout time.Duration
+	// CloseTimeout bounds how long Close lets an upload in progress run
+	// on, within Timeout. Zero means DefaultCloseTimeout.
+	CloseTimeout time.Duration
 	// MinRetryDelay and MaxRetryDelay bound the delay before an upload is
 	// tried again; it doubles after each failure. Zero means the defaults.
 	MinRetryDelay, MaxRetryDelay time.Duration
@@ -130,6 +134,7 @@ func (cfg *Config) setDefaults() error {
 	setDefault(&cfg.MaxBatchBytes, DefaultMaxBatchBytes)
 	setDefault(&cfg.FlushInterval, DefaultFlushInterval)
 	setDefault(&cfg.Timeout, DefaultTimeout)
+	setDefault(&cfg.CloseTimeout, DefaultCloseTimeout)
 	setDefault(&cfg.MinRetryDelay, DefaultMinRetryDelay)
 	setDefault(&cfg.MaxRetryDelay, DefaultMaxRetryDelay)
 	if cfg.MaxRetryDelay < cfg.MinRetryDelay {
@@ -317,7 +322,9 @@ func (s *Shipper) dropped(reason string, n int, err error) {
 
 // Close stops shipping. The batches handed over so far are written to the
 // buffer, and the records that were not shipped yet stay there for the
-// next start. An upload in progress is abandoned and sent again then.
+// next start. Close lets an upload in progress end, for at most
+// Config.CloseTimeout, so that a batch the collector took is not sent
+// again.
 func (s *Shipper) Close() error {
 	s.mu.Lock()
 	if s.closed {

@@ -243,7 +243,7 @@ func rawEvents(lines [][]byte) []json.RawMessage {
 func TestShipStalledCollectorDoesNotDelayWrites(t *testing.T) {
 	c := newCollector(t, nil, nil)
 	c.setHold(make(chan struct{}))
-	s, _ := testShipper(t, c.url(), t.TempDir(), func(cfg *Config) { cfg.Timeout = time.Hour })
+	s, _ := testShipper(t, c.url(), t.TempDir(), func(cfg *Config) { cfg.Timeout, cfg.CloseTimeout = time.Hour, 50*time.Millisecond })
 	w, err := decisionlog.Open(decisionlog.Options{
 		Path:      filepath.Join(t.TempDir(), "decisions.jsonl"),
 		Committed: s.Committed,
