@@ -145,8 +145,8 @@ func (g *Gateway) checkTransactionPDUs(ctx context.Context, ex *exchange, txn *t
 
 // recoverPDU turns a panic while checking PDU index of a transaction into
 // a refusal of that PDU, so that a fault in one check withholds the
-// transaction instead of crashing the gateway, which an HTTP handler would
-// survive but a goroutine of its own does not.
+// transaction instead of crashing the gateway. net/http recovers panics in
+// handlers, but not in the goroutines a handler starts.
 func (g *Gateway) recoverPDU(ex *exchange, index int, outcome **itemOutcome) {
 	r := recover()
 	if r == nil {

@@ -41,13 +41,14 @@ type Config struct {
 //
 // An Engine reuses decisions. When it loads the policy, it finds for each
 // kind the input paths that the decision rule and the rules it depends on
-// can read. When no rule reads the input as a whole, uses the with keyword,
-// or calls a built-in function whose result is not a function of its
-// arguments (time.now_ns, http.send, print and the like), the decision is a
-// function of the values at those paths and of the policy data. Decide then
-// keeps the decision under those values, and returns it for a later input
-// that has the same values, without evaluating the policy again. A rule
-// that reads input.now therefore makes every decision of its kind unique.
+// can read. Some rules make a decision depend on more than those values: a
+// rule that reads the input as a whole, uses the with keyword, or calls a
+// built-in function whose result is not a function of its arguments
+// (time.now_ns, http.send, print and the like). Without such rules, Decide
+// keeps each decision under the values at those paths, and returns it for
+// a later input that has the same values, without evaluating the policy
+// again. A rule that reads input.now therefore makes every decision of its
+// kind unique.
 type Engine struct {
 	queries  map[Kind]rego.PreparedEvalQuery
 	caches   map[Kind]*decisionCache
@@ -220,8 +221,8 @@ func (e *Engine) Decide(ctx context.Context, kind Kind, input any) (Decision, er
 }
 
 // EvaluationTimeout bounds one evaluation of a decision rule. Decisions of
-// the default policy take well under a millisecond; a policy that waits
-// longer, on http.send say, fails and its item is denied.
+// the default policy take well under a millisecond. A policy that waits
+// longer, for example on http.send, fails and its item is denied.
 const EvaluationTimeout = time.Second
 
 // ErrEvaluationPanic is wrapped by the error of a decision whose evaluation
