@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/bordergate/bordergate/certs"
+	"github.com/bordergate/bordergate/gateway/internal/durable"
 	"github.com/bordergate/bordergate/gateway/signedlist"
 	"github.com/bordergate/bordergate/gateway/store"
 )
@@ -424,33 +425,10 @@ func (l *signedListSource) keep(raw []byte) error {
 	if l.statePath == "" {
 		return nil
 	}
-	dir := filepath.Dir(l.statePath)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(l.statePath), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, filepath.Base(l.statePath)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	_, err = tmp.Write(raw)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if closeErr := tmp.Close(); err == nil {
-		err = closeErr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), l.statePath)
-	}
-	if err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
+	return durable.WriteFile(l.statePath, raw, 0o600)
 }
 
 // checkExpiry applies the expiry mode when the list in force has expired:

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/bordergate/bordergate/gateway/internal/durable"
 )
 
 // Modes of the files and directories that Open creates. Existing ones keep
@@ -58,7 +60,7 @@ func openLogFile(path string, syncDirs bool) (logFile, error) {
 		toSync = append(toSync, dir)
 	}
 	for _, d := range toSync {
-		if err := syncDir(d); err != nil {
+		if err := durable.SyncDir(d); err != nil {
 			_ = file.Close()
 			return nil, err
 		}
@@ -139,24 +141,6 @@ func endsMidLine(file logFile) (bool, error) {
 		return false, fmt.Errorf("check end of file: %w", err)
 	}
 	return last[0] != '\n', nil
-}
-
-// syncDir syncs the directory dir, which makes the entries created in it
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory for sync: %w", err)
-	}
-	syncErr := d.Sync()
-	closeErr := d.Close()
-	if syncErr != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, syncErr)
-	}
-	if closeErr != nil {
-		return fmt.Errorf("close directory %s: %w", dir, closeErr)
-	}
-	return nil
 }
 
 // syncAndClose syncs and closes file, returning the first error.

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bordergate/bordergate/gateway/internal/durable"
 )
 
 // Rotation configures the Writer's built-in rotation. When the file is due,
@@ -151,7 +153,7 @@ func (w *Writer) rotate(now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("open new file after renaming the old one to %s: %w", target, err)
 	}
-	if err := syncDir(filepath.Dir(w.path)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(w.path)); err != nil {
 		w.logger.Error("decision log directory not synced after rotation", "path", w.path, "err", err)
 	}
 	if err := syncAndClose(previous); err != nil {
@@ -305,13 +307,13 @@ func compressFile(path string) error {
 		return err
 	}
 	dir := filepath.Dir(path)
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return err
 	}
 	if err := os.Remove(path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }
 
 // writeGzip writes the gzip compression of src to dst and syncs dst.

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+
+	"github.com/bordergate/bordergate/gateway/internal/durable"
 )
 
 // roomFileName is the name of the rooms file inside the state directory.
@@ -59,7 +61,7 @@ func openRoomFile(dir string, log *slog.Logger) (*roomFile, []Room, error) {
 // it has duplicate records.
 func (rf *roomFile) load(created bool) ([]Room, error) {
 	if created {
-		if err := syncDir(filepath.Dir(rf.path)); err != nil {
+		if err := durable.SyncDir(filepath.Dir(rf.path)); err != nil {
 			return nil, err
 		}
 	}
@@ -220,7 +222,7 @@ func (rf *roomFile) rewrite(rooms []Room) error {
 	if err := os.Rename(tmp, rf.path); err != nil {
 		return fmt.Errorf("replace rooms file: %w", err)
 	}
-	if err := syncDir(filepath.Dir(rf.path)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(rf.path)); err != nil {
 		return err
 	}
 
@@ -258,23 +260,6 @@ func writeFileSync(path string, data []byte) error {
 	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// syncDir syncs a directory, so that a file created or renamed in it stays
-// after a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory for sync: %w", err)
-	}
-	err = d.Sync()
-	if closeErr := d.Close(); err == nil {
-		err = closeErr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/bordergate/bordergate/gateway/internal/durable"
 )
 
 // Names in the buffer directory.
@@ -325,7 +327,7 @@ func (s *spool) addSegment(seq uint64) error {
 		return fmt.Errorf("create buffer segment: %w", err)
 	}
 	if s.sync {
-		if err := syncDir(s.dir); err != nil {
+		if err := durable.SyncDir(s.dir); err != nil {
 			_ = f.Close()
 			return err
 		}
@@ -557,7 +559,7 @@ func (s *spool) saveCursor() error {
 		err = os.Rename(temp, filepath.Join(s.dir, cursorName))
 	}
 	if err == nil && s.sync {
-		err = syncDir(s.dir)
+		err = durable.SyncDir(s.dir)
 	}
 	if err != nil {
 		return fmt.Errorf("save buffer cursor: %w", err)
@@ -575,19 +577,4 @@ func (s *spool) close() error {
 	err := s.active.Close()
 	s.active = nil
 	return err
-}
-
-// syncDir syncs a directory, which makes the entries created or removed
-// in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory for sync: %w", err)
-	}
-	syncErr := d.Sync()
-	closeErr := d.Close()
-	if syncErr != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, syncErr)
-	}
-	return closeErr
 }
