@@ -30,6 +30,10 @@ type policySet struct {
 	// allowlistRevision is the store's revision of the allow-list in
 	// force, see [store.Store.Revision].
 	allowlistRevision string
+	// recordBundles is the Bundles field of the records decided with the
+	// set, built once when the set is published and shared by the records,
+	// which only read it.
+	recordBundles map[string]decisionlog.BundleInfo
 }
 
 // shadowing reports whether the shadow policy decides kind.
@@ -39,6 +43,13 @@ func (s *policySet) shadowing(kind policy.Kind) bool {
 
 // bundles returns the Bundles field of a decision record decided with s.
 func (s *policySet) bundles() map[string]decisionlog.BundleInfo {
+	if s.recordBundles != nil {
+		return s.recordBundles
+	}
+	return s.newBundles()
+}
+
+func (s *policySet) newBundles() map[string]decisionlog.BundleInfo {
 	return map[string]decisionlog.BundleInfo{
 		decisionlog.BundleName: {Revision: s.enforced.Revision()},
 		allowlistBundleName:    {Revision: s.allowlistRevision},
@@ -68,6 +79,10 @@ func (g *Gateway) updatePolicies(update func(*policySet)) {
 		next = *current
 	}
 	update(&next)
+	next.recordBundles = nil
+	if next.enforced != nil {
+		next.recordBundles = next.newBundles()
+	}
 	g.policies.Store(&next)
 }
 
