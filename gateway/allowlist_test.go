@@ -112,7 +112,7 @@ func TestAdminAPIChangesNextDecision(t *testing.T) {
 	}
 
 	// A deny entry wins over the file's allow entry for hs1, and the
-	// default policy says why.
+	// default policy gives the reason.
 	deny := `{"server_name": "hs1.test", "deny": true, "note": "agreement suspended"}`
 	if _, err := client.Add(ctx, json.RawMessage(deny), "hs1.test", false); err != nil {
 		t.Fatalf("add deny entry: %v", err)
@@ -582,9 +582,9 @@ func TestSignedListKeysReloadOnHangup(t *testing.T) {
 	}
 }
 
-// A list file or answer larger than signedlist.MaxBytes is refused after
-// reading one byte more than the limit, whatever its size, so that a list
-// path that names a device or a runaway file cannot exhaust memory.
+// A list file or response larger than signedlist.MaxBytes is rejected
+// after reading one byte more than the limit, whatever its size. A list
+// path that names a device or a runaway file then cannot exhaust memory.
 func TestSignedListFileTooLarge(t *testing.T) {
 	tg, _, keyA, _, listFile := signedListFileSetup(t)
 	if err := os.Remove(listFile); err != nil {

@@ -14,8 +14,8 @@ import (
 	"github.com/bordergate/bordergate/gateway/store"
 )
 
-// Allowlist is what the admin API reads and changes of the allow-list.
-// *store.Store implements it.
+// Allowlist is the part of the allow-list store that the admin API reads
+// and changes. *store.Store implements it.
 type Allowlist interface {
 	List() store.Listing
 	Revision() string
@@ -38,7 +38,7 @@ type Options struct {
 	// Auth identifies the principal of each API request.
 	Auth *Authenticator
 	// Checks are the readiness checks by name, all of which must pass for
-	// /readyz to answer 200.
+	// /readyz to return 200.
 	Checks map[string]Check
 	// Metrics serves /metrics.
 	Metrics http.Handler
@@ -131,10 +131,10 @@ func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz runs every check and answers 200 when all pass, 503 otherwise,
-// with the result of each check. Probes need no authentication, but where
+// readyz runs every check and returns 200 when all pass, 503 otherwise,
+// with the result of each check. Probes need no authentication. Where
 // metrics do, the reason of a failed check, which may name internal URLs
-// and files, goes only to an authenticated client; others read "failed".
+// and files, goes only to an authenticated client, and others read "failed".
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	detailed := !h.opts.MetricsNeedAuth
 	if !detailed {

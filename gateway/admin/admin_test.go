@@ -66,8 +66,8 @@ func startAdmin(t *testing.T, tokens []Token, checks map[string]Check) *adminSer
 }
 
 // call sends a request with token (none when empty) and returns the status
-// and the decoded body. A request with a body says it is JSON, as the
-// client does.
+// and the decoded body. A request with a body has the JSON content type, as
+// the client sends it.
 func (s *adminServer) call(method, path, token, body string) (int, map[string]any) {
 	s.t.Helper()
 	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
@@ -578,7 +578,7 @@ func TestImportSkipsOwnServerName(t *testing.T) {
 	}
 }
 
-// On a listener that is not on loopback, /readyz answers probes without
+// On a listener that is not on loopback, /readyz serves probes without
 // authentication, but keeps the reasons of failed checks, which name
 // internal URLs and files, for authenticated clients.
 func TestReadinessDetailsNeedAuthOffLoopback(t *testing.T) {

@@ -306,7 +306,7 @@ func (h *Handler) changeError(r *http.Request, err error) *apiError {
 	var entryErr *store.EntryError
 	switch {
 	case errors.Is(err, store.ErrEntryExists):
-		// The Matrix client-server API answers 409 M_UNKNOWN for a room
+		// The Matrix client-server API returns 409 M_UNKNOWN for a room
 		// alias that exists, the same situation.
 		return newError(http.StatusConflict, codeUnknown, err.Error())
 	case errors.Is(err, store.ErrEntryNotFound), errors.Is(err, store.ErrSourceNotFound):

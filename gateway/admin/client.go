@@ -179,7 +179,7 @@ func (c *Client) DeleteImport(ctx context.Context, name string) (ImportResponse,
 	return out, err
 }
 
-// do sends one request and decodes a 2xx JSON answer into out.
+// do sends one request and decodes a 2xx JSON response into out.
 func (c *Client) do(ctx context.Context, method, path string, body []byte, contentType string, out any) error {
 	target := strings.TrimSuffix(c.base.String(), "/") + path
 	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))

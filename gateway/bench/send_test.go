@@ -58,7 +58,7 @@ func newSendRequest(tb testing.TB, pdus int) sendRequest {
 	return req
 }
 
-// send makes the request to baseURL and fails unless the answer is 200.
+// send makes the request to baseURL and fails unless the response is 200.
 func (r sendRequest) send(client *http.Client, baseURL string) error {
 	httpReq, err := http.NewRequest(http.MethodPut, baseURL, bytes.NewReader(r.body))
 	if err != nil {
@@ -127,8 +127,8 @@ func (s *sendSamples) measure(r sendRequest, client *http.Client, baseURL string
 // One operation is one request to each, alternating which goes first.
 //
 // The metrics are latency percentiles of each target in µs, the added
-// latency (gateway minus proxy, per percentile), the fastest time of the
-// transaction's ed25519.Verify calls, and PDU/s/core: PDUs per second of
+// latency (gateway minus proxy, per percentile), and the fastest time of
+// the transaction's ed25519.Verify calls. PDU/s/core is PDUs per second of
 // process CPU time while requests to that target were in flight. That CPU
 // time includes the in-process client and stand-in on both sides.
 func BenchmarkSend(b *testing.B) {

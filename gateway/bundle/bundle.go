@@ -69,7 +69,7 @@ type Bundle struct {
 	HasAllowlist bool
 }
 
-// Reason says why a bundle was rejected, for logs and counters.
+// Reason is why a bundle was rejected, for logs and counters.
 type Reason string
 
 // Reasons for rejecting a bundle, the values of [Error.Reason].
@@ -170,10 +170,10 @@ func readArchive(raw []byte, config *opabundle.VerificationConfig, maxBytes int6
 	return reader.WithBundleVerificationConfig(config).Read()
 }
 
-// classify finds why OPA refused a bundle, by reading it again with
-// weaker checks: if it reads with signatures optional, the signature was
-// missing; if it reads without verification, a signature did not verify
-// or could not be checked; otherwise the archive itself is bad.
+// classify finds why OPA rejected a bundle by reading it again with weaker
+// checks. If it reads with signatures optional, the signature was missing.
+// If it reads without verification, a signature did not verify or could
+// not be checked. Otherwise the archive itself is bad.
 func classify(raw []byte, verifier *Verifier, maxBytes int64) Reason {
 	if verifier != nil {
 		if _, err := readArchive(raw, verifier.optionalConfig(), maxBytes); err == nil {

@@ -42,7 +42,7 @@ type Response struct {
 	Body []byte
 	// ETag is the entity tag of Body, empty when the server sent none.
 	ETag string
-	// NotModified reports that the server answered 304 Not Modified to
+	// NotModified reports that the server responded 304 Not Modified to
 	// the entity tag of the request.
 	NotModified bool
 }
@@ -79,7 +79,7 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 }
 
 // Fetch downloads the bundle. A non-empty etag is sent in If-None-Match,
-// and a 304 answer returns a Response with NotModified set.
+// and a 304 response returns a Response with NotModified set.
 func (c *Client) Fetch(ctx context.Context, etag string) (Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {

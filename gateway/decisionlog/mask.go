@@ -104,9 +104,9 @@ func (m *Masker) Pointers() []string {
 	return texts
 }
 
-// Apply returns a copy of rec whose Input and Result are masked: the values
+// Apply returns a copy of rec whose Input and Result are masked. The values
 // at the paths of remove rules are erased, and those paths that matched a
-// value are appended to Erased; the values at the paths of upsert rules are
+// value are appended to Erased. The values at the paths of upsert rules are
 // set, and those paths are appended to Masked. When a rule targets Input or
 // Result, the copy holds that document as decoded from its JSON encoding
 // (objects as map[string]any, numbers as json.Number), so that rec and the
@@ -202,7 +202,7 @@ func decodedCopy(v any) (any, error) {
 // it. Otherwise a remove rule applies when the value exists: an object
 // member is deleted and an array element becomes null. An upsert rule sets
 // a copy of its value, creating missing object members on the way as
-// objects; an array element must exist, and a step into a value that is
+// objects. An array element must exist, and a step into a value that is
 // neither an object nor an array fails.
 func editDecoded(doc any, tokens []string, rule *MaskRule) (any, bool) {
 	upsert := rule.op == MaskUpsert

@@ -48,7 +48,7 @@ const (
 // MaxEvents is the maximum number of events that Parse reads.
 const MaxEvents = 100000
 
-// Result is what Parse made of a policy list.
+// Result is the outcome of parsing a policy list.
 type Result struct {
 	// Entries are the deny entries, one per banned entity, in the order of
 	// the export.

@@ -213,9 +213,9 @@ func TestParseSkipsBansOfEveryoneAndOwnServer(t *testing.T) {
 	}
 }
 
-// A room's state holds one event per type and state key. An export with
-// two is not a room's state, so the second is reported; the bans of both
-// stay, because dropping one would let a banned server in.
+// A room's state contains one event per type and state key. An export
+// with two is not a room's state, so the second is reported. The bans of
+// both stay, because dropping one would let a banned server in.
 func TestParseRepeatedStateKey(t *testing.T) {
 	body := `[
 	  {"type": "m.policy.rule.server", "state_key": "r", "event_id": "$1", "content": {"entity": "a.example", "recommendation": "m.ban"}},

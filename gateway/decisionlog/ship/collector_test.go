@@ -28,10 +28,10 @@ type collector struct {
 	mu       sync.Mutex
 	events   []json.RawMessage
 	requests int
-	// answer, when set, chooses the status of an upload from its events;
-	// zero means 200.
+	// answer, when set, chooses the status of an upload from its events,
+	// and zero means 200.
 	answer func(events []json.RawMessage) int
-	// hold, when set, is waited for before answering.
+	// hold, when set, is waited for before responding.
 	hold chan struct{}
 	// problems lists uploads that broke the API contract.
 	problems []string

@@ -79,10 +79,10 @@ type inflightBatch struct {
 	dropped bool
 }
 
-// openSpool opens or creates the buffer in dir. A segment that ends in a
-// partial line, left by a crash during a write to the last segment or by
-// damage to an earlier one, is cut back to its last complete line, so that
-// reading never stops at it. An unreadable or stale cursor restarts from the
+// openSpool opens or creates the buffer in dir. A crash during a write to
+// the last segment, or damage to an earlier one, can leave a segment ending
+// in a partial line. Such a segment is cut back to its last complete line,
+// so that reading never stops at it. An unreadable or stale cursor restarts from the
 // oldest segment, so records are shipped again rather than lost; notes
 // describes what was repaired.
 func openSpool(dir string, maxBytes, segmentBytes int64, syncWrites bool) (*spool, []string, error) {
